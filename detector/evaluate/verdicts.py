@@ -1,0 +1,118 @@
+"""Verdict-change lines (``detector replay`` output, DESIGN.md) as a table, and what they say per client.
+
+A client is *flagged* if any of its lines is ``throttle`` or ``block``. A verdict holds from its ``at``
+until its ``until`` or the client's next line, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from detector.records import ACTIONS
+
+FLAGS = ("throttle", "block")
+COLUMNS = ("client", "verdict", "score", "at", "until", "model_version", "simulated")
+
+
+def read_verdicts(path: str | Path) -> pd.DataFrame:
+    """Read a verdicts JSONL file; a line that is not a JSON verdict raises, naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"verdicts file not found: {path}")
+    records: list[dict] = []
+    numbers: list[int] = []
+    with open(path, "rb") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                raise ValueError(f"{path} line {n}: not JSON") from None
+            numbers.append(n)
+    return verdict_frame(records, source=str(path), line_numbers=numbers)
+
+
+def verdict_frame(records: Iterable[dict], source: str = "verdicts", line_numbers: list[int] | None = None
+                  ) -> pd.DataFrame:
+    """Check verdict dicts (``Verdict.to_json()`` or parsed lines) and make a table sorted by client, at."""
+    cols: dict[str, list] = {c: [] for c in COLUMNS}
+    for i, obj in enumerate(records):
+        where = f"{source} line {line_numbers[i] if line_numbers else i + 1}"
+        if not isinstance(obj, dict):
+            raise ValueError(f"{where}: expected a JSON object")
+        client, verdict = obj.get("client"), obj.get("verdict")
+        if client in (None, ""):
+            raise ValueError(f"{where}: no client")
+        if verdict not in ACTIONS:
+            raise ValueError(f"{where}: verdict {verdict!r} is not one of {', '.join(ACTIONS)}")
+        at = _number(obj.get("at"), where, "at", required=True)
+        cols["client"].append(str(client))
+        cols["verdict"].append(verdict)
+        cols["score"].append(_number(obj.get("score"), where, "score"))
+        cols["at"].append(at)
+        cols["until"].append(_number(obj.get("until"), where, "until"))
+        cols["model_version"].append(str(obj.get("model_version") or ""))
+        cols["simulated"].append(bool(obj.get("simulated", False)))
+    frame = pd.DataFrame({
+        "client": np.asarray(cols["client"], dtype=object),
+        "verdict": np.asarray(cols["verdict"], dtype=object),
+        "score": np.asarray(cols["score"], dtype=float),
+        "at": np.asarray(cols["at"], dtype=float),
+        "until": np.asarray(cols["until"], dtype=float),
+        "model_version": np.asarray(cols["model_version"], dtype=object),
+        "simulated": np.asarray(cols["simulated"], dtype=bool),
+    })
+    return frame.sort_values(["client", "at"], kind="stable", ignore_index=True)
+
+
+def _number(value, where: str, name: str, required: bool = False) -> float:
+    if value is None:
+        if required:
+            raise ValueError(f"{where}: no {name}")
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where}: {name} {value!r} is not a number")
+    if required and not math.isfinite(value):
+        raise ValueError(f"{where}: {name} {value!r} is not a finite number")
+    return float(value)
+
+
+def per_client(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Per client with at least one line: max score, flagged, blocked, first flag time, line count."""
+    flag_at = verdicts["at"].where(verdicts["verdict"].isin(FLAGS))
+    block = verdicts["verdict"] == "block"
+    grouped = pd.DataFrame({"client": verdicts["client"], "score": verdicts["score"], "flag_at": flag_at,
+                            "block": block}).groupby("client", sort=False)
+    out = pd.DataFrame({
+        "verdict_score": grouped["score"].max(),
+        "first_flag": grouped["flag_at"].min(),
+        "blocked": grouped["block"].any(),
+        "verdict_lines": grouped.size(),
+    })
+    out["flagged"] = out["first_flag"].notna()
+    return out
+
+
+def first_flag_from(verdicts: pd.DataFrame, since: pd.Series) -> pd.Series:
+    """Per client, the first throttle/block ``at`` at or after ``since[client]`` (clients without one: absent)."""
+    flags = verdicts[verdicts["verdict"].isin(FLAGS)]
+    start = flags["client"].map(since)
+    late = flags[flags["at"].to_numpy() >= start.to_numpy()]
+    return late.groupby("client", sort=False)["at"].min()
+
+
+def spans(verdicts: pd.DataFrame, end: float) -> pd.DataFrame:
+    """Throttle/block spans: client, verdict, start, stop (``until`` or the next line; ``end`` if neither)."""
+    nxt = verdicts.groupby("client", sort=False)["at"].shift(-1)
+    stop = np.fmin(verdicts["until"].to_numpy(), nxt.to_numpy())  # fmin ignores a NaN on either side
+    stop = np.where(np.isnan(stop), end, stop)
+    out = pd.DataFrame({"client": verdicts["client"], "verdict": verdicts["verdict"], "start": verdicts["at"],
+                        "stop": stop})
+    return out[out["verdict"].isin(FLAGS)].reset_index(drop=True)

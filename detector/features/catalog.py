@@ -1,0 +1,73 @@
+"""The feature catalogue: which function runs on which window, how it is transformed, how it reads.
+
+Adding a feature is one function in ``functions.py``, one line here and one hand-computed test.
+The order of ``FEATURES`` is the model's feature schema; a model trained on another schema is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from detector.features import functions as f
+from detector.features.view import ClientEvents
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One model input: ``fn`` over a window of ``window`` seconds, then optionally ``log1p``."""
+
+    name: str
+    window: float
+    fn: Callable[[ClientEvents], np.ndarray]
+    label: str  # plain words for reasons: "<label> <value><unit> (normal <lo>–<hi><unit>)"
+    unit: str = ""
+    log: bool = True
+
+    def transform(self, raw: np.ndarray) -> np.ndarray:
+        return np.log1p(np.clip(raw, 0.0, None)) if self.log else raw
+
+
+FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec("rpm_10s", 10, f.requests_per_minute, "requests per minute (last 10 s)"),
+    FeatureSpec("aborts_per_ua_10s", 10, f.aborts_per_ua_per_minute,
+                "aborted requests (499) per minute per user agent (last 10 s)"),
+    FeatureSpec("client_errors_per_ua_10s", 10, f.client_errors_per_ua_per_minute,
+                "4xx answers per minute per user agent (last 10 s)"),
+    FeatureSpec("rpm_60s", 60, f.requests_per_minute, "requests per minute"),
+    FeatureSpec("user_agents_60s", 60, f.user_agents, "distinct user agents"),
+    FeatureSpec("rpm_per_ua_60s", 60, f.requests_per_ua_per_minute, "requests per minute per user agent"),
+    FeatureSpec("aborts_per_ua_60s", 60, f.aborts_per_ua_per_minute,
+                "aborted requests (499) per minute per user agent"),
+    FeatureSpec("client_errors_per_ua_60s", 60, f.client_errors_per_ua_per_minute,
+                "4xx answers per minute per user agent"),
+    FeatureSpec("throttled_per_ua_60s", 60, f.throttled_per_ua_per_minute,
+                "429 answers per minute per user agent"),
+    FeatureSpec("server_errors_per_ua_60s", 60, f.server_errors_per_ua_per_minute,
+                "5xx answers per minute per user agent"),
+    FeatureSpec("hold_60s", 60, f.median_hold_seconds, "median hold", " s", log=False),
+    FeatureSpec("concurrency_per_ua_60s", 60, f.concurrency_per_ua, "open requests per user agent"),
+    FeatureSpec("gap_60s", 60, f.median_gap_seconds, "re-requests after each response in", " s"),
+    FeatureSpec("gap_after_error_60s", 60, f.gap_after_error_seconds,
+                "retries after a 429/5xx in", " s"),
+    FeatureSpec("bytes_60s", 60, f.bytes_per_request, "bytes per response"),
+    FeatureSpec("paths_per_ua_60s", 60, f.paths_per_ua, "distinct paths per user agent"),
+    FeatureSpec("irregularity_60s", 60, f.timing_irregularity,
+                "timing irregularity (0 = machine-perfect)", log=False),
+)
+
+FEATURE_NAMES: tuple[str, ...] = tuple(s.name for s in FEATURES)
+WINDOWS: tuple[float, ...] = tuple(sorted({s.window for s in FEATURES}))
+SPECS: dict[str, FeatureSpec] = {s.name: s for s in FEATURES}
+
+
+def compute_raw(views: dict[float, ClientEvents], specs: tuple[FeatureSpec, ...] = FEATURES) -> np.ndarray:
+    """Raw (untransformed) feature matrix, one row per client of the views, one column per spec."""
+    return np.column_stack([spec.fn(views[spec.window]) for spec in specs]) if specs else np.empty((0, 0))
+
+
+def transform(raw: np.ndarray, specs: tuple[FeatureSpec, ...] = FEATURES) -> np.ndarray:
+    """Apply each spec's transform column by column (the model sees transformed values)."""
+    return np.column_stack([spec.transform(raw[:, i]) for i, spec in enumerate(specs)])

@@ -1,0 +1,148 @@
+"""Pure feature functions: ``ClientEvents`` in, one value per client out.
+
+Each function looks only at the window it is given, so the same function serves replay, live
+scoring and training. NaN means "not measurable in this window" (for example hold time from a log
+format without durations); the model imputes it, so a format that lacks a field degrades, not crashes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from detector.features.view import ClientEvents
+
+ABORTED = 499
+THROTTLED = 429
+
+
+def _per_minute(ev: ClientEvents, counts: np.ndarray) -> np.ndarray:
+    return counts * 60.0 / ev.width
+
+
+def _per_ua(ev: ClientEvents, values: np.ndarray) -> np.ndarray:
+    return values / np.maximum(ev.distinct(ev.ua), 1.0)
+
+
+def requests_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Requests that ended in the window, scaled to one minute."""
+    return _per_minute(ev, ev.count)
+
+
+def user_agents(ev: ClientEvents) -> np.ndarray:
+    """Distinct user agents: an office behind one NAT shows many, one abusive process one."""
+    return ev.distinct(ev.ua)
+
+
+def requests_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Requests per minute per distinct user agent: a NAT's volume spread over its many browsers."""
+    return _per_ua(ev, requests_per_minute(ev))
+
+
+def _status_per_ua_per_minute(ev: ClientEvents, mask: np.ndarray) -> np.ndarray:
+    return _per_ua(ev, _per_minute(ev, ev.total(mask.astype(np.float64))))
+
+
+def aborts_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Requests the client gave up on (nginx 499) per minute per user agent."""
+    return _status_per_ua_per_minute(ev, ev.status == ABORTED)
+
+
+def client_errors_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """4xx answers other than 429 and 499 (401, 403, 404, ...) per minute per user agent."""
+    s = ev.status
+    return _status_per_ua_per_minute(ev, (s >= 400) & (s < 500) & (s != THROTTLED) & (s != ABORTED))
+
+
+def throttled_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """429 answers per minute per user agent: a client that keeps coming back despite being throttled."""
+    return _status_per_ua_per_minute(ev, ev.status == THROTTLED)
+
+
+def server_errors_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """5xx answers per minute per user agent."""
+    return _status_per_ua_per_minute(ev, ev.status >= 500)
+
+
+def _group_median(ev: ClientEvents, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    code = ev.code
+    if mask is not None:
+        values, code = values[mask], code[mask]
+    ok = ~np.isnan(values)
+    med = pd.Series(values[ok]).groupby(code[ok]).median()
+    out = np.full(ev.n, np.nan)
+    out[med.index.to_numpy()] = med.to_numpy()
+    return out
+
+
+def median_hold_seconds(ev: ClientEvents) -> np.ndarray:
+    """Median seconds a request was held open (long polls: up to the server's hold time)."""
+    return _group_median(ev, ev.duration)
+
+
+def concurrency_per_ua(ev: ClientEvents) -> np.ndarray:
+    """Mean number of open requests over the window, per user agent.
+
+    The time each request overlapped the window, summed and divided by the window's width. Formats
+    without durations give NaN.
+    """
+    lo = ev.at - ev.width
+    overlap = np.clip(np.minimum(ev.end, ev.at) - np.maximum(ev.start, lo), 0.0, None)
+    held = ev.total(np.nan_to_num(overlap, nan=0.0)) / ev.width
+    unknown = ev.total(np.isnan(ev.duration).astype(np.float64)) == ev.count
+    return np.where(unknown, np.nan, _per_ua(ev, held))
+
+
+def _next_gaps(ev: ClientEvents) -> tuple[np.ndarray, np.ndarray]:
+    """Gap from each response to the same client's next request (clipped at 0), and a validity mask."""
+    if len(ev.code) < 2:
+        return np.zeros(len(ev.code)), np.zeros(len(ev.code), dtype=bool)
+    gaps = np.empty(len(ev.code))
+    gaps[:-1] = np.clip(ev.start[1:] - ev.end[:-1], 0.0, None)
+    gaps[-1] = np.nan
+    valid = np.zeros(len(ev.code), dtype=bool)
+    valid[:-1] = ev.code[1:] == ev.code[:-1]
+    return gaps, valid
+
+
+def median_gap_seconds(ev: ClientEvents) -> np.ndarray:
+    """Median seconds between a response and the client's next request (re-poll delay)."""
+    gaps, valid = _next_gaps(ev)
+    return _group_median(ev, gaps, valid)
+
+
+def gap_after_error_seconds(ev: ClientEvents) -> np.ndarray:
+    """Median seconds before the next request after a 429 or 5xx: a polite client backs off."""
+    gaps, valid = _next_gaps(ev)
+    return _group_median(ev, gaps, valid & ((ev.status == THROTTLED) | (ev.status >= 500)))
+
+
+def bytes_per_request(ev: ClientEvents) -> np.ndarray:
+    """Mean response body bytes."""
+    return ev.total(ev.bytes) / np.maximum(ev.count, 1.0)
+
+
+def paths_per_ua(ev: ClientEvents) -> np.ndarray:
+    """Distinct URI paths per user agent: scanners and scrapers walk many."""
+    return _per_ua(ev, ev.distinct(ev.path))
+
+
+def timing_irregularity(ev: ClientEvents) -> np.ndarray:
+    """Coefficient of variation of the gaps between request starts; near 0 is machine-perfect timing.
+
+    NaN with fewer than three requests.
+    """
+    if len(ev.code) < 2:
+        return np.full(ev.n, np.nan)
+    d = np.diff(ev.start)
+    same = ev.code[1:] == ev.code[:-1]
+    d, code = d[same], ev.code[1:][same]
+    n = np.bincount(code, minlength=ev.n).astype(np.float64)
+    s1 = np.bincount(code, weights=d, minlength=ev.n)
+    s2 = np.bincount(code, weights=d * d, minlength=ev.n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / n
+        var = np.clip(s2 / n - mean * mean, 0.0, None)
+        cv = np.sqrt(var) / mean
+    cv[(n < 2) | ~np.isfinite(cv)] = np.nan
+    return cv

@@ -1,0 +1,247 @@
+"""The IsolationForest wrapper: fit on feature rows, score, calibrate thresholds, explain, save and load.
+
+**Score sign, stated once for the whole project: higher = more anomalous.** ``score_samples`` returns
+``-IsolationForest.score_samples`` (computed by ``detector.forest`` for speed), the forest's anomaly score in (0, 1]: about 0.5 for ordinary
+points, towards 1 for points isolated in very few splits.
+
+The wrapper follows scikit-learn's estimator contract (``fit``, ``score_samples``, fitted attributes end
+in ``_``). It takes *raw* feature values and owns their transform (``log1p`` of heavy-tailed columns,
+median imputation of values a window could not measure), so an artifact carries everything needed to
+score. Thresholds are calibrated per client, not per row: a client is scored at many ticks, so the
+throttle threshold is the ``1 - throttle_fpr`` quantile of the training clients' highest scores.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import IsolationForest
+from sklearn.utils.validation import check_is_fitted
+
+from detector.features.catalog import FEATURES, FeatureSpec
+from detector.forest import CompiledForest
+from detector.records import Thresholds
+
+ARTIFACT_FILE = "model.joblib"
+CARD_FILE = "card.json"
+CURRENT = "current"
+
+
+class ModelSchemaError(ValueError):
+    """An artifact whose features do not match what this code computes."""
+
+
+class AnomalyModel(BaseEstimator):
+    """IsolationForest anomaly model over detector's features (higher score = more anomalous).
+
+    Parameters
+    ----------
+    n_estimators, max_samples, random_state:
+        passed to :class:`~sklearn.ensemble.IsolationForest`. ``max_samples`` well above sklearn's
+        default of 256 keeps scores from saturating on heterogeneous traffic.
+    max_rows:
+        at most this many training rows are used to fit (a uniform sample); all rows calibrate.
+    throttle_fpr, block_fpr:
+        the share of training clients whose highest score may reach the throttle / block threshold.
+    contamination:
+        the share of training clients assumed abusive; they are left out of calibration.
+    """
+
+    def __init__(self, n_estimators: int = 200, max_samples: int = 2048, max_rows: int = 200_000,
+                 random_state: int = 0, throttle_fpr: float = 1e-3, block_fpr: float = 1e-4,
+                 contamination: float = 0.0, specs: Sequence[FeatureSpec] = FEATURES):
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.max_rows = max_rows
+        self.random_state = random_state
+        self.throttle_fpr = throttle_fpr
+        self.block_fpr = block_fpr
+        self.contamination = contamination
+        self.specs = specs
+
+    # -- the transform the artifact owns ------------------------------------------------------
+    def _transform(self, raw: np.ndarray) -> np.ndarray:
+        x = np.asarray(raw, dtype=np.float64).copy()
+        logs = self.log_mask_
+        x[:, logs] = np.log1p(np.clip(x[:, logs], 0.0, None))
+        nan = np.isnan(x)
+        if nan.any():
+            x[nan] = np.take(self.impute_, np.nonzero(nan)[1])
+        return x
+
+    def fit(self, X: np.ndarray, y=None, groups: np.ndarray | None = None) -> AnomalyModel:
+        """Fit on raw feature rows; ``groups`` (the client of each row) makes calibration per client."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.specs):
+            raise ValueError(f"expected {len(self.specs)} feature columns, got shape {X.shape}")
+        if len(X) < 2:
+            raise ValueError("need at least two feature rows to fit")
+        self.feature_names_in_ = np.array([s.name for s in self.specs], dtype=object)
+        self.n_features_in_ = X.shape[1]
+        self.log_mask_ = np.array([s.log for s in self.specs], dtype=bool)
+        tx = X.copy()
+        tx[:, self.log_mask_] = np.log1p(np.clip(tx[:, self.log_mask_], 0.0, None))
+        with warnings.catch_warnings():  # a column a format never fills (hold time in combined logs)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.impute_ = np.nan_to_num(np.nanmedian(tx, axis=0), nan=0.0)
+            reference = np.nanpercentile(X, [5, 50, 95], axis=0)
+        x = self._transform(X)
+        rng = np.random.default_rng(self.random_state)
+        fit_rows = x if len(x) <= self.max_rows else x[rng.choice(len(x), self.max_rows, replace=False)]
+        self.forest_ = IsolationForest(
+            n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(fit_rows)),
+            random_state=self.random_state, n_jobs=1,
+        ).fit(fit_rows)
+        self.__dict__.pop("_compiled", None)
+        # normal ranges for reasons, in raw units
+        self.reference_ = np.nan_to_num(reference, nan=0.0)
+        self.scale_ = np.maximum(np.subtract(*np.percentile(x, [95, 5], axis=0)), 1e-3)
+        self.center_ = np.median(x, axis=0)
+        scores = self.score_samples(X)
+        self.thresholds_ = self.calibrate(scores, groups)
+        self.training_ = {
+            "rows": int(len(X)), "fit_rows": int(len(fit_rows)),
+            "clients": int(len(np.unique(groups))) if groups is not None else None,
+            "score_quantiles": {q: float(np.quantile(scores, float(q))) for q in ("0.5", "0.9", "0.99", "0.999")},
+        }
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Anomaly score of each raw feature row: higher = more anomalous, in (0, 1]."""
+        check_is_fitted(self, "forest_")
+        X = np.asarray(X, dtype=np.float64)
+        if len(X) == 0:
+            return np.empty(0)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"expected {self.n_features_in_} features, got {X.shape[1]}")
+        compiled = self.__dict__.get("_compiled")
+        if compiled is None:  # built on first use, not pickled: the artifact holds the sklearn forest
+            compiled = self._compiled = CompiledForest.from_sklearn(self.forest_)
+        return compiled.score(self._transform(X))
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_compiled", None)
+        return state
+
+    def calibrate(self, scores: np.ndarray, groups: np.ndarray | None = None,
+                  throttle_fpr: float | None = None, block_fpr: float | None = None) -> Thresholds:
+        """Thresholds from training scores: per client (its highest score) when ``groups`` is given."""
+        throttle_fpr = self.throttle_fpr if throttle_fpr is None else throttle_fpr
+        block_fpr = self.block_fpr if block_fpr is None else block_fpr
+        per_client = (pd.Series(scores).groupby(np.asarray(groups)).max().to_numpy()
+                      if groups is not None else np.asarray(scores))
+        per_client = np.sort(per_client)
+        if self.contamination > 0:
+            per_client = per_client[: max(1, int(round(len(per_client) * (1 - self.contamination))))]
+        throttle = float(np.quantile(per_client, 1 - throttle_fpr))
+        block = max(float(np.quantile(per_client, 1 - block_fpr)), throttle)
+        return Thresholds(throttle=throttle, block=block, throttle_fpr=throttle_fpr, block_fpr=block_fpr)
+
+    def explain(self, raw: np.ndarray, top: int = 3) -> list[tuple[str, str]]:
+        """The ``top`` features that lie furthest outside the training day, as (name, plain words)."""
+        check_is_fitted(self, "forest_")
+        raw = np.asarray(raw, dtype=np.float64)
+        x = self._transform(raw[None, :])[0]
+        z = np.abs(x - self.center_) / self.scale_
+        z[np.isnan(raw)] = 0.0
+        out = []
+        for i in np.argsort(-z)[:top]:
+            if z[i] < 0.5:
+                break
+            spec = self.specs[i]
+            lo, _mid, hi = self.reference_[:, i]
+            out.append((spec.name, f"{spec.label} {_fmt(raw[i])}{spec.unit} "
+                                   f"(normal {_fmt(lo)}–{_fmt(hi)}{spec.unit})"))
+        return out
+
+
+def _fmt(v: float) -> str:
+    """A number as a person writes it.
+
+    >>> _fmt(0.0312), _fmt(3.25), _fmt(412.7)
+    ('0.031', '3.2', '413')
+    """
+    if not np.isfinite(v):
+        return "n/a"
+    a = abs(v)
+    if a >= 100 or a == int(a):
+        return f"{v:.0f}"
+    if a >= 1:
+        return f"{v:.1f}"
+    return f"{v:.2g}" if a >= 0.01 else f"{v:.3f}"
+
+
+# -- artifacts --------------------------------------------------------------------------------------
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def save_artifact(model: AnomalyModel, directory: str | Path, version: str, description: dict | None = None,
+                  metrics: dict | None = None) -> Path:
+    """Write ``model`` as ``directory/<version>/`` (model.joblib + card.json); return that folder."""
+    if not _VERSION.match(version):
+        raise ValueError(f"bad model version {version!r}")
+    check_is_fitted(model, "forest_")
+    out = Path(directory) / version
+    out.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, out / ARTIFACT_FILE, compress=3)
+    card = {
+        "version": version,
+        "features": list(model.feature_names_in_),
+        "thresholds": asdict(model.thresholds_),
+        "params": {k: v for k, v in model.get_params().items() if k != "specs"},
+        "training": {**model.training_, **(description or {})},
+        "metrics": metrics or {},
+        "libraries": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+                      "numpy": np.__version__, "pandas": pd.__version__},
+    }
+    (out / CARD_FILE).write_text(json.dumps(card, indent=2, default=str) + "\n")
+    return out
+
+
+def load_artifact(path: str | Path, specs: Sequence[FeatureSpec] = FEATURES) -> tuple[AnomalyModel, dict]:
+    """Load an artifact folder (or a models folder with a ``current`` pointer); check its schema."""
+    path = resolve(path)
+    card_path, model_path = path / CARD_FILE, path / ARTIFACT_FILE
+    if not card_path.is_file() or not model_path.is_file():
+        raise FileNotFoundError(f"{path}: not a model artifact (needs {CARD_FILE} and {ARTIFACT_FILE})")
+    card = json.loads(card_path.read_text())
+    expected = [s.name for s in specs]
+    if card.get("features") != expected:
+        raise ModelSchemaError(
+            f"{path}: model features {card.get('features')} do not match this version's features {expected}")
+    model = joblib.load(model_path)
+    if not isinstance(model, AnomalyModel) or list(model.feature_names_in_) != expected:
+        raise ModelSchemaError(f"{path}: artifact does not hold a detector model with the expected features")
+    return model, card
+
+
+def resolve(path: str | Path) -> Path:
+    """An artifact folder: ``path`` itself, or what a ``current`` pointer in (or at) ``path`` names."""
+    path = Path(path)
+    if path.is_file() and path.name == CURRENT:
+        return path.parent / path.read_text().strip()
+    if (path / CURRENT).is_file() and not (path / CARD_FILE).exists():
+        return path / (path / CURRENT).read_text().strip()
+    return path
+
+
+def set_current(models_dir: str | Path, version: str) -> None:
+    """Point ``models_dir/current`` at ``version`` (written atomically)."""
+    models_dir = Path(models_dir)
+    if not (models_dir / version / CARD_FILE).is_file():
+        raise FileNotFoundError(f"no model artifact {models_dir / version}")
+    tmp = models_dir / (CURRENT + ".tmp")
+    tmp.write_text(version + "\n")
+    tmp.replace(models_dir / CURRENT)

@@ -1,0 +1,160 @@
+"""Policy: scores in, verdicts out. Pure decisions on event time; no scikit-learn here.
+
+``decide`` is the whole rule for one client and one tick, a pure function of the client's previous
+state, its score, the thresholds and the config:
+
+* score ≥ block threshold → **block**; score ≥ throttle threshold → **throttle**;
+* a verdict holds until its TTL lapses (hysteresis: it is extended while the score stays within
+  ``hysteresis`` of the throttle threshold, so verdicts do not flap);
+* a throttled client still over the threshold ``escalate_after`` seconds later is blocked: throttling
+  did not stop it;
+* repeat offenders get doubled TTLs (capped at ``max_ttl``); the count is forgotten after
+  ``forget_after`` seconds of good behaviour;
+* allowlisted clients are always allowed; in shadow mode verdicts are marked ``simulated`` (the
+  gateway-facing answer then allows).
+
+``Policy`` holds the per-client states and an expiry queue so that lapsed verdicts turn back into
+``allow`` changes at their ``until`` time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+from detector.ingest.identity import Network, in_networks
+from detector.records import Action, Thresholds, Verdict
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    throttle_ttl: float = 300.0
+    block_ttl: float = 900.0
+    max_ttl: float = 86_400.0
+    escalate_after: float = 30.0
+    hysteresis: float = 0.02
+    forget_after: float = 86_400.0
+    shadow: bool = False
+    allowlist: tuple[Network, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClientState:
+    """A client's standing: its current action (with the span it holds) and how often it offended."""
+
+    action: Action
+    since: float
+    until: float
+    offences: int
+    score: float
+    reasons: tuple[str, ...] = ()
+
+    def active(self, at: float) -> bool:
+        return self.action != "allow" and at < self.until
+
+
+def ttl_for(action: Action, offences: int, cfg: PolicyConfig) -> float:
+    """TTL of the ``offences``-th verdict (1-based): the base TTL doubled per earlier offence, capped.
+
+    >>> cfg = PolicyConfig(throttle_ttl=300, max_ttl=1000)
+    >>> [ttl_for("throttle", n, cfg) for n in (1, 2, 3, 4)]
+    [300.0, 600.0, 1000.0, 1000.0]
+    """
+    base = cfg.block_ttl if action == "block" else cfg.throttle_ttl
+    return float(min(base * 2 ** max(offences - 1, 0), cfg.max_ttl))
+
+
+def decide(prev: ClientState | None, score: float, at: float, thr: Thresholds, cfg: PolicyConfig,
+           reasons: tuple[str, ...] = ()) -> ClientState | None:
+    """The client's state after scoring ``score`` at event time ``at`` (``None``: nothing to remember)."""
+    if prev is not None and prev.active(at):
+        if score >= thr.block or (prev.action == "throttle" and score >= thr.throttle
+                                  and at - prev.since >= cfg.escalate_after):
+            if prev.action == "block":
+                return replace(prev, until=max(prev.until, at + ttl_for("block", prev.offences, cfg)))
+            return replace(prev, action="block", since=at, until=at + ttl_for("block", prev.offences, cfg),
+                           score=score, reasons=reasons or prev.reasons)
+        if score >= thr.throttle - cfg.hysteresis:
+            return replace(prev, until=max(prev.until, at + ttl_for(prev.action, prev.offences, cfg)))
+        return prev
+    offences = 0 if prev is None or at - prev.until > cfg.forget_after else prev.offences
+    action: Action
+    if score >= thr.block:
+        action = "block"
+    elif score >= thr.throttle:
+        action = "throttle"
+    elif prev is None or offences == 0:
+        return None
+    else:
+        return prev if prev.action == "allow" else replace(prev, action="allow")
+    offences += 1
+    return ClientState(action, at, at + ttl_for(action, offences, cfg), offences, score, reasons)
+
+
+@dataclass
+class Policy:
+    """Per-client states and their expiry; turns a tick of scores into verdict changes."""
+
+    thresholds: Thresholds
+    config: PolicyConfig = field(default_factory=PolicyConfig)
+    model_version: str = ""
+
+    def __post_init__(self) -> None:
+        self.states: dict[str, ClientState] = {}
+        self._expiry: list[tuple[float, str]] = []
+
+    def expire(self, at: float) -> list[Verdict]:
+        """Verdicts whose TTL lapsed by ``at``, as ``allow`` changes at their ``until``."""
+        out = []
+        while self._expiry and self._expiry[0][0] <= at:
+            until, client = heapq.heappop(self._expiry)
+            state = self.states.get(client)
+            if state is None or state.action == "allow" or state.until != until:
+                continue  # extended or replaced since this entry was queued
+            self.states[client] = replace(state, action="allow")
+            out.append(self._verdict(client, self.states[client], until))
+        return out
+
+    def update(self, at: float, clients: Sequence[str], scores: Sequence[float],
+               reasons: Callable[[int], tuple[str, ...]] = lambda i: ()) -> list[Verdict]:
+        """Apply one tick: expire what lapsed, then decide each scored client; return the changes."""
+        changes = self.expire(at)
+        lowest = self.thresholds.throttle - self.config.hysteresis
+        for i, (client, score) in enumerate(zip(clients, scores)):
+            prev = self.states.get(client)
+            if prev is None and score < lowest:
+                continue  # the common case: an unknown, ordinary client
+            if self.config.allowlist and in_networks(client, self.config.allowlist):
+                continue
+            why = reasons(i) if score >= lowest else ()
+            new = decide(prev, float(score), at, self.thresholds, self.config, why)
+            if new is None:
+                self.states.pop(client, None)
+                continue
+            self.states[client] = new
+            if new.until != (prev.until if prev else None) and new.action != "allow":
+                heapq.heappush(self._expiry, (new.until, client))
+            if prev is None or new.action != prev.action or (new.since != prev.since and new.action != "allow"):
+                changes.append(self._verdict(client, new, at))
+        return changes
+
+    def _verdict(self, client: str, state: ClientState, at: float) -> Verdict:
+        allow = state.action == "allow"
+        return Verdict(client=client, action=state.action, score=state.score, at=at,
+                       until=None if allow else state.until, reasons=() if allow else state.reasons,
+                       model_version=self.model_version, simulated=self.config.shadow and not allow,
+                       offences=state.offences)
+
+    def current(self, client: str, at: float) -> ClientState | None:
+        state = self.states.get(client)
+        return state if state is not None and state.active(at) else None
+
+    def forget(self, older_than: float) -> int:
+        """Drop states that lapsed before ``older_than`` and carry no offence worth remembering."""
+        stale = [c for c, s in self.states.items() if not s.active(older_than)
+                 and older_than - s.until > self.config.forget_after]
+        for c in stale:
+            del self.states[c]
+        return len(stale)
+

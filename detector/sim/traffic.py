@@ -1,0 +1,243 @@
+"""``simulate``: an hour (or any span) of labelled long-poll traffic, written as nginx logs.
+
+Steps: plan the clients (addresses, classes, attack windows) -> let every population send its
+requests into one table (``populations.py``, ``attacks.py``) -> let the server have its say
+(outage, rate limits, connections: ``service.py``) -> cut to the log's span, order by request end
+and write (``writer.py``). Every random draw comes from generators seeded by ``seed``, one per
+client, so the same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import populations
+from .addresses import AddressPool
+from .attacks import ATTACK_CLASSES, Actor
+from .attacks import run as run_actor
+from .populations import World
+from .recorder import POST, Recorder
+from .service import HOLD, Service, apply_limits, connections, enforce_outage, limits
+from .writer import write_labels, write_logs, write_meta
+
+NORMAL_CLASSES = ("browser", "mobile", "consumer", "nat_office", "health_checker")
+
+_NORMAL_RUN = {
+    "browser": populations.browser,
+    "mobile": populations.mobile,
+    "consumer": populations.consumer,
+    "nat_office": populations.nat_office,
+    "health_checker": populations.health_checker,
+}
+
+
+@dataclass(frozen=True)
+class SimSummary:
+    """What a run wrote. ``clients`` and ``attackers`` count client keys in the log;
+    ``class_clients`` / ``class_lines`` count keys and log lines per class."""
+
+    lines: int
+    clients: int
+    attackers: int
+    class_clients: dict[str, int]
+    class_lines: dict[str, int]
+    outage: tuple[float, float]
+    paths: dict[str, Path]
+    seconds: float = field(default=0.0, compare=False)
+
+
+@dataclass(frozen=True)
+class _Client:
+    index: int
+    addr: str
+    cls: str
+    actor: Actor | None = None
+
+
+def _normal_mix(clients: int) -> list[tuple[str, int]]:
+    """How many keys of each normal class make up ``clients``."""
+    if clients <= 0:
+        return []
+    fixed = {
+        "nat_office": max(1, round(clients * 0.0025)),
+        "consumer": max(1, round(clients * 0.0025)),
+        "health_checker": max(1, round(clients * 0.005)),
+    }
+    out, left = [], clients
+    for cls in ("nat_office", "consumer", "health_checker"):
+        k = min(fixed[cls], max(0, left - 1))
+        out.append((cls, k))
+        left -= k
+    mobile = round(left * 0.3)
+    out.append(("mobile", mobile))
+    out.append(("browser", left - mobile))
+    return out
+
+
+def _attack_mix(attackers: int) -> list[tuple[str, int]]:
+    base, extra = divmod(max(0, attackers), len(ATTACK_CLASSES))
+    return [(cls, base + (i < extra)) for i, cls in enumerate(ATTACK_CLASSES)]
+
+
+def _plan(seed: int, t0: float, t1: float, clients: int, attackers: int) -> list[_Client]:
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    pool = AddressPool(rng)
+    v6_share = {"mobile": 0.4, "browser": 0.15, "nat_office": 0.1, "consumer": 0.1}
+    plan: list[_Client] = []
+    for cls, n in _normal_mix(clients):
+        for _ in range(n):
+            addr = pool.private() if cls == "health_checker" else pool.public(bool(rng.random() < v6_share[cls]))
+            plan.append(_Client(len(plan), addr, cls))
+    span = t1 - t0
+    for cls, n in _attack_mix(attackers):
+        for i in range(n):
+            a0 = t0 + span * float(rng.uniform(0.15, 0.7))
+            a1 = t1 if rng.random() < 0.5 else min(t1, a0 + span * float(rng.uniform(0.06, 0.4)))
+            intensity = (i + float(rng.random())) / n  # each class spans quiet to loud
+            idx = len(plan)
+            plan.append(_Client(idx, pool.public(), cls, Actor(idx, cls, round(a0, 3), round(a1, 3), intensity)))
+    return plan
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Generated requests as the log will show them: ``cols`` holds one array per field, rows in log
+    order (by request end), times in integer milliseconds (``start_ms``, ``dur_ms``, ``end_ms``;
+    ``ups_ms`` is -1 where nginx answered itself), plus the recorder's columns (``client`` indexes
+    ``plan``, ``ua`` indexes ``agents``, ``attack`` marks rows sent as part of an attack)."""
+
+    t0: float
+    t1: float
+    outage: tuple[float, float]
+    plan: tuple[_Client, ...]
+    agents: tuple[str, ...]
+    cols: dict[str, np.ndarray]
+    refused: int
+
+
+def generate(*, minutes: float = 60, seed: int = 0, clients: int = 2000, attackers: int = 40,
+             attacks: bool = True, start: float = 1764403200.0,
+             progress: Callable[[str], None] | None = None) -> Traffic:
+    """Everything :func:`simulate` writes, in memory."""
+    if not minutes > 0:
+        raise ValueError(f"minutes must be > 0, got {minutes}")
+    if clients < 0 or attackers < 0:
+        raise ValueError("clients and attackers must be >= 0")
+    say = progress or (lambda msg: None)
+    t0 = float(start)
+    t1 = t0 + float(minutes) * 60.0
+    svc = Service(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))), t0, t1,
+                  n_channels=max(60, min(400, clients // 6)))
+    rec = Recorder()
+    world = World(svc, rec, t0, t1)
+    plan = _plan(seed, t0, t1, clients, attackers if attacks else 0)
+
+    for cls in (*NORMAL_CLASSES, *ATTACK_CLASSES):
+        members = [c for c in plan if c.cls == cls]
+        if not members:
+            continue
+        before = len(rec)
+        for c in members:
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, c.index)))
+            if c.actor is None:
+                _NORMAL_RUN[cls](world, rng, c.index)
+            else:
+                run_actor(world, rng, c.actor)
+        say(f"{cls}: {len(members)} clients, {len(rec) - before:,} requests")
+
+    # The server's part, then the log's span and order.
+    post = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
+    tab = rec.table()
+    enforce_outage(tab, svc.outage, post)
+    prefix = np.array([u[:11] for u in tab["uri"]], dtype="U11")
+    is_poll = np.char.startswith(prefix, "/v1/poll")
+    is_publish = (tab["method"] == POST) & (prefix == "/v1/publish")
+    refused = apply_limits(tab, svc.outage, is_poll, is_publish, post)
+    say(f"server: outage {svc.outage[1] - svc.outage[0]:.0f} s, {refused:,} requests over a rate limit (429)")
+
+    start_ms = np.round(tab["start"] * 1000).astype(np.int64)
+    dur_ms = np.maximum(np.round(tab["dur"] * 1000), 0).astype(np.int64)
+    end_ms = start_ms + dur_ms
+    ups = tab["ups"]
+    ups_ms = np.where(np.isnan(ups), -1, np.clip(np.round(np.nan_to_num(ups) * 1000), 0, dur_ms)).astype(np.int64)
+    keep = np.flatnonzero((end_ms >= round(t0 * 1000)) & (end_ms <= round(t1 * 1000)))
+    order = keep[np.lexsort((keep, start_ms[keep], end_ms[keep]))]
+    cols = {k: v[order] for k, v in tab.items()}
+    cols.update(start_ms=start_ms[order], dur_ms=dur_ms[order], end_ms=end_ms[order], ups_ms=ups_ms[order])
+    cols["conn"], cols["conn_reqs"] = connections(cols["lane"], cols["start_ms"], cols["end_ms"], cols["status"],
+                                                  cols["proto"], post)
+    return Traffic(t0, t1, svc.outage, tuple(plan), tuple(rec.agents), cols, refused)
+
+
+def simulate(out_dir: str | Path, *, minutes: float = 60, seed: int = 0, clients: int = 2000,
+             attackers: int = 40, attacks: bool = True, start: float = 1764403200.0,
+             progress: Callable[[str], None] | None = None) -> SimSummary:
+    """Simulate ``minutes`` of traffic to the long-poll service and write ``access.log``,
+    ``access_combined.log``, ``labels.csv`` and ``meta.json`` into ``out_dir``.
+
+    ``clients`` normal client keys (browsers, mobiles, consumers, NAT offices, health checkers) and,
+    when ``attacks``, ``attackers`` abusive actors spread over the attack classes. The same
+    arguments give byte-identical files."""
+    began = time.perf_counter()
+    tr = generate(minutes=minutes, seed=seed, clients=clients, attackers=attackers, attacks=attacks, start=start,
+                  progress=progress)
+    say = progress or (lambda msg: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cols, plan = tr.cols, tr.plan
+    n = len(cols["end_ms"])
+    # Request ids come from their own stream: they depend on the seed and the line count only.
+    request_ids = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(4,))).bytes(16 * n).hex().encode()
+
+    paths = {name: out / name for name in ("access.log", "access_combined.log", "labels.csv", "meta.json")}
+    write_logs(paths["access.log"], paths["access_combined.log"], end_ms=cols["end_ms"], dur_ms=cols["dur_ms"],
+               ups_ms=cols["ups_ms"], client=cols["client"], addrs=[c.addr for c in plan], method=cols["method"],
+               uri=cols["uri"], status=cols["status"], nbytes=cols["bytes"], ua=cols["ua"], agents=list(tr.agents),
+               referer=cols["referer"], proto=cols["proto"], request_ids=request_ids, conn=cols["conn"],
+               conn_reqs=cols["conn_reqs"])
+    say(f"wrote {n:,} lines")
+
+    # Labels: every key in the log, in order of first appearance.
+    client = cols["client"]
+    lines_per = np.bincount(client, minlength=len(plan))
+    o0_ms, o1_ms = round(tr.outage[0] * 1000), round(tr.outage[1] * 1000)
+    in_outage = np.bincount(client[(cols["start_ms"] < o1_ms) & (cols["end_ms"] >= o0_ms)], minlength=len(plan)) > 0
+    _, first = np.unique(client, return_index=True)
+    rows, class_clients, class_lines = [], {}, {}
+    for i in client[np.sort(first)].tolist():
+        c = plan[i]
+        a = c.actor
+        rows.append({
+            "client": c.addr, "label": "abusive" if a else "normal", "class": c.cls,
+            "population": "abusive" if a else "normal",
+            "attack_start": f"{a.start:.3f}" if a else "", "attack_end": f"{a.end:.3f}" if a else "",
+            "active_in_outage": int(in_outage[i]), "requests": int(lines_per[i]),
+            "intensity": f"{a.intensity:.3f}" if a else "",
+        })
+        class_clients[c.cls] = class_clients.get(c.cls, 0) + 1
+        class_lines[c.cls] = class_lines.get(c.cls, 0) + int(lines_per[i])
+    write_labels(paths["labels.csv"], rows)
+    n_abusive = sum(1 for r in rows if r["label"] == "abusive")
+    order_cls = [c for c in (*NORMAL_CLASSES, *ATTACK_CLASSES) if c in class_clients]
+    class_clients = {c: class_clients[c] for c in order_cls}
+    class_lines = {c: class_lines[c] for c in order_cls}
+    statuses, counts = np.unique(cols["status"], return_counts=True)
+    meta = {
+        "seed": seed, "minutes": minutes, "start": tr.t0, "end": tr.t1,
+        "outage": {"start": tr.outage[0], "end": tr.outage[1]},
+        "hold_seconds": HOLD,
+        "counts": class_clients, "lines_by_class": class_lines, "lines": n,
+        "clients": len(rows), "attackers": n_abusive, "attacks": bool(attacks),
+        "status_counts": {str(int(s)): int(k) for s, k in zip(statuses, counts)},
+        "limits": {**limits(), "refused": tr.refused},
+        "files": {k: v.name for k, v in paths.items()},
+    }
+    write_meta(paths["meta.json"], meta)
+    return SimSummary(lines=n, clients=len(rows), attackers=n_abusive, class_clients=class_clients,
+                      class_lines=class_lines, outage=tr.outage, paths=paths,
+                      seconds=round(time.perf_counter() - began, 3))

@@ -1,0 +1,118 @@
+"""Writers: ``access.log`` (nginx JSON, ``escape=json``), ``access_combined.log`` (nginx combined),
+``labels.csv`` and ``meta.json``.
+
+Both logs come from the same columns, in the same order, as nginx would write them: values of the
+JSON log are strings; the combined log escapes ``"``, ``\\``, control bytes and bytes >= 0x7f as
+``\\xHH``. Strings may carry raw non-UTF-8 bytes (as surrogate escapes); both logs write those
+bytes as received, like nginx does.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from .recorder import METHODS, PROTOCOLS, REFERERS
+
+_SURROGATE = re.compile("([\udc80-\udcff])")
+_COMBINED_ESCAPE = re.compile(rb'[\x00-\x1f"\\\x7f-\xff]')
+
+_JSON_LINE = (b'{"msec":"%d.%03d","time_iso8601":"%s","remote_addr":"%s","request_method":"%s",'
+              b'"request_uri":%s,"status":"%d","body_bytes_sent":"%d","request_time":"%d.%03d",'
+              b'"upstream_response_time":"%s","http_user_agent":%s,"request_id":"%s",'
+              b'"connection":"%d","connection_requests":"%d"}\n')
+_COMBINED_LINE = b'%s - - [%s] "%s %s %s" %d %d "%s" "%s"\n'
+
+
+def json_string(s: str) -> bytes:
+    """``s`` as a JSON string the way nginx ``escape=json`` writes it (raw bytes stay raw)."""
+    try:
+        return orjson.dumps(s)
+    except orjson.JSONEncodeError:
+        out = [b'"']
+        for part in _SURROGATE.split(s):
+            if len(part) == 1 and "\udc80" <= part <= "\udcff":
+                out.append(bytes([ord(part) - 0xDC00]))
+            elif part:
+                out.append(orjson.dumps(part)[1:-1])
+        out.append(b'"')
+        return b"".join(out)
+
+
+def combined_escape(s: str) -> bytes:
+    """``s`` as nginx's default log escaping writes it: ``"`` becomes ``\\x22`` and so on."""
+    b = s.encode("utf-8", "surrogateescape")
+    if not _COMBINED_ESCAPE.search(b):
+        return b
+    return _COMBINED_ESCAPE.sub(lambda m: b"\\x%02X" % m.group()[0], b)
+
+
+def _time_tables(sec0: int, sec1: int) -> tuple[list[bytes], list[bytes]]:
+    """``$time_iso8601`` and ``$time_local`` (UTC) for every second in ``[sec0, sec1]``."""
+    iso, local = [], []
+    for s in range(sec0, sec1 + 1):
+        tm = time.gmtime(s)
+        iso.append(time.strftime("%Y-%m-%dT%H:%M:%S+00:00", tm).encode())
+        local.append(time.strftime("%d/%b/%Y:%H:%M:%S +0000", tm).encode())
+    return iso, local
+
+
+def write_logs(json_path: Path, combined_path: Path, *, end_ms: np.ndarray, dur_ms: np.ndarray,
+               ups_ms: np.ndarray, client: np.ndarray, addrs: list[str], method: np.ndarray, uri: np.ndarray,
+               status: np.ndarray, nbytes: np.ndarray, ua: np.ndarray, agents: list[str], referer: np.ndarray,
+               proto: np.ndarray, request_ids: bytes, conn: np.ndarray, conn_reqs: np.ndarray,
+               chunk: int = 50_000) -> None:
+    """Write rows (already in log order) to both logs. ``ups_ms`` < 0 means no upstream ("")."""
+    n = len(end_ms)
+    if n:
+        iso, local = _time_tables(int(end_ms.min()) // 1000, int(end_ms.max()) // 1000)
+        sec0 = int(end_ms.min()) // 1000
+    addr_b = [a.encode() for a in addrs]
+    ua_json = [json_string(a) for a in agents]
+    ua_comb = [combined_escape(a) if a else b"-" for a in agents]
+    meth_b = [m.encode() for m in METHODS]
+    proto_b = [p.encode() for p in PROTOCOLS]
+    ref_b = [r.encode() if r else b"-" for r in REFERERS]
+    with open(json_path, "wb") as fj, open(combined_path, "wb") as fc:
+        for a in range(0, n, chunk):
+            b = min(n, a + chunk)
+            e_sec, e_ms = np.divmod(end_ms[a:b], 1000)
+            d_sec, d_ms = np.divmod(dur_ms[a:b], 1000)
+            ups = [b"%d.%03d" % divmod(x, 1000) if x >= 0 else b"" for x in ups_ms[a:b].tolist()]
+            out_j, out_c = [], []
+            for (sec, ms, ds, dm, up, c, m, u, st, nb, ag, rf, pr, cn, cr, i) in zip(
+                    e_sec.tolist(), e_ms.tolist(), d_sec.tolist(), d_ms.tolist(), ups, client[a:b].tolist(),
+                    method[a:b].tolist(), uri[a:b].tolist(), status[a:b].tolist(), nbytes[a:b].tolist(),
+                    ua[a:b].tolist(), referer[a:b].tolist(), proto[a:b].tolist(), conn[a:b].tolist(),
+                    conn_reqs[a:b].tolist(), range(32 * a, 32 * b, 32)):
+                uj = orjson.dumps(u) if u.isascii() else json_string(u)
+                out_j.append(_JSON_LINE % (sec, ms, iso[sec - sec0], addr_b[c], meth_b[m], uj, st, nb, ds, dm, up,
+                                           ua_json[ag], request_ids[i:i + 32], cn, cr))
+                # orjson escapes exactly what needs \\xHH in the combined log with a backslash.
+                ub = uj[1:-1] if uj.isascii() and b"\\" not in uj else combined_escape(u)
+                out_c.append(_COMBINED_LINE % (addr_b[c], local[sec - sec0], meth_b[m], ub, proto_b[pr], st, nb,
+                                               ref_b[rf], ua_comb[ag]))
+            fj.write(b"".join(out_j))
+            fc.write(b"".join(out_c))
+
+
+LABEL_COLUMNS = ("client", "label", "class", "population", "attack_start", "attack_end", "active_in_outage",
+                 "requests", "intensity")
+
+
+def write_labels(path: Path, rows: list[dict]) -> None:
+    """One row per client key (``LABEL_COLUMNS``; times as epoch seconds with 3 decimals, "" when
+    not applicable)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=LABEL_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_meta(path: Path, meta: dict) -> None:
+    path.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")

@@ -1,0 +1,114 @@
+"""Each feature function against values worked out by hand.
+
+The fixture window is 60 s wide, ending at t=100 (events ending in (40, 100]):
+
+client a (ua "A", then "B"):
+  1. start 40.0 end 65.0  (25 s hold, 204; starts on the window's edge)
+  2. start 65.5 end 90.5  (25 s, 200, 300 bytes)
+  3. start 91.0 end 91.1  (0.1 s, 499, ua B)
+client b (one ua):
+  1. start 50 end 50.05 (429)   2. start 50.05 end 50.1 (429)   3. start 50.1 end 50.15 (503)
+  4. start 70 end 70.05 (404, path /x)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from detector.features import functions as f
+from detector.features.view import ClientEvents
+
+from ..conftest import events
+
+
+@pytest.fixture
+def ev() -> ClientEvents:
+    frame = events([
+        dict(client="a", start=40.0, end=65.0, status=204),
+        dict(client="a", start=65.5, end=90.5, status=200, bytes=300),
+        dict(client="a", start=91.0, end=91.1, status=499, ua="B"),
+        dict(client="b", start=50.0, end=50.05, status=429),
+        dict(client="b", start=50.05, end=50.1, status=429),
+        dict(client="b", start=50.1, end=50.15, status=503),
+        dict(client="b", start=70.0, end=70.05, status=404, path="/x"),
+        dict(client="c", start=10.0, end=39.0),  # ended before the window: not counted
+    ])
+    return ClientEvents.from_frame(frame, at=100.0, width=60.0, clients=np.array(["a", "b"], dtype=object))
+
+
+def test_counts_and_rates(ev):
+    np.testing.assert_allclose(f.requests_per_minute(ev), [3, 4])  # 60 s window: counts are per minute
+    np.testing.assert_allclose(f.user_agents(ev), [2, 1])
+    np.testing.assert_allclose(f.requests_per_ua_per_minute(ev), [1.5, 4])
+
+
+def test_status_counts_per_ua(ev):
+    np.testing.assert_allclose(f.aborts_per_ua_per_minute(ev), [0.5, 0])  # one 499 over two UAs
+    np.testing.assert_allclose(f.client_errors_per_ua_per_minute(ev), [0, 1])  # the 404 only
+    np.testing.assert_allclose(f.throttled_per_ua_per_minute(ev), [0, 2])
+    np.testing.assert_allclose(f.server_errors_per_ua_per_minute(ev), [0, 1])
+
+
+def test_rates_scale_to_a_minute_on_short_windows():
+    frame = events([dict(client="a", start=95.0, end=95.5), dict(client="a", start=96.0, end=96.5)])
+    ev10 = ClientEvents.from_frame(frame, at=100.0, width=10.0)
+    np.testing.assert_allclose(f.requests_per_minute(ev10), [12.0])  # 2 in 10 s = 12 per minute
+
+
+def test_hold_and_concurrency(ev):
+    np.testing.assert_allclose(f.median_hold_seconds(ev), [25.0, 0.05])
+    # a: overlaps 25 + 25 + 0.1 = 50.1 s over 60 s, 2 UAs -> 0.4175
+    # b: 0.05 * 4 = 0.2 s over 60 s, 1 UA -> 0.003333
+    np.testing.assert_allclose(f.concurrency_per_ua(ev), [50.1 / 60 / 2, 0.2 / 60])
+
+
+def test_concurrency_clips_requests_that_started_before_the_window():
+    frame = events([dict(client="a", start=30.0, end=55.0)])  # 25 s hold, 15 s inside (40, 100]
+    ev = ClientEvents.from_frame(frame, at=100.0, width=60.0)
+    # the request covers 30..55; inside the window (40, 100] that is 40..55 = 15 s, over 60 s
+    np.testing.assert_allclose(f.concurrency_per_ua(ev), [15 / 60])
+
+
+def test_gaps(ev):
+    # a: 65.5-65.0 = 0.5, 91.0-90.5 = 0.5 -> median 0.5
+    # b: 50.05-50.05 = 0, 50.1-50.1 = 0, 70-50.15 = 19.85 -> median 0
+    np.testing.assert_allclose(f.median_gap_seconds(ev), [0.5, 0.0], atol=1e-9)
+    # after a 429/5xx: only b has errors followed by a request: gaps 0, 0, 19.85 -> median 0
+    out = f.gap_after_error_seconds(ev)
+    assert math.isnan(out[0])
+    assert out[1] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bytes_and_paths(ev):
+    np.testing.assert_allclose(f.bytes_per_request(ev), [100.0, 0.0])
+    np.testing.assert_allclose(f.paths_per_ua(ev), [0.5, 2.0])  # a: /v1/poll over 2 UAs; b: /v1/poll, /x
+
+
+def test_timing_irregularity():
+    # starts 0, 10, 20, 30: diffs 10,10,10 -> cv 0 (machine-perfect); starts 0, 1, 3: diffs 1, 2 -> std 0.5 / mean 1.5
+    frame = events([dict(client="p", start=s, end=s + 0.01) for s in (0, 10, 20, 30)]
+                   + [dict(client="q", start=s, end=s + 0.01) for s in (0, 1, 3)]
+                   + [dict(client="r", start=5, end=5.01)])
+    ev = ClientEvents.from_frame(frame, at=31.0, width=60.0, clients=np.array(["p", "q", "r"], dtype=object))
+    out = f.timing_irregularity(ev)
+    assert out[0] == pytest.approx(0.0, abs=1e-9)
+    assert out[1] == pytest.approx(0.5 / 1.5)
+    assert math.isnan(out[2])
+
+
+def test_missing_durations_degrade_to_nan():
+    frame = events([dict(client="a", start=50.0, end=50.0, duration=float("nan"))])
+    ev = ClientEvents.from_frame(frame, at=100.0, width=60.0)
+    assert math.isnan(f.median_hold_seconds(ev)[0])
+    assert math.isnan(f.concurrency_per_ua(ev)[0])
+    assert f.requests_per_minute(ev)[0] == 1.0
+
+
+def test_clients_without_events_get_zero_counts():
+    frame = events([dict(client="a", start=50.0, end=51.0)])
+    ev = ClientEvents.from_frame(frame, at=100.0, width=60.0, clients=np.array(["a", "zz"], dtype=object))
+    np.testing.assert_allclose(f.requests_per_minute(ev), [1.0, 0.0])
+    np.testing.assert_allclose(f.user_agents(ev), [1.0, 0.0])

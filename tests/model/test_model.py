@@ -1,0 +1,102 @@
+"""The model wrapper: estimator contract, score sign, calibration, explanation, artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from detector.features.catalog import FEATURE_NAMES
+from detector.features.stream import FeatureStream
+from detector.model import AnomalyModel, ModelSchemaError, load_artifact, resolve, save_artifact, set_current
+
+from ..conftest import poll_traffic, reconnect_loop
+
+
+def _loop_rows():
+    ev = reconnect_loop("6.6.6.6", 1_764_403_300.0, 1_764_403_360.0)
+    stream = FeatureStream(tick=2.0, lateness=1.0)
+    frames = list(stream.push(ev)) + list(stream.finish())
+    return np.vstack([f.raw for f in frames])
+
+
+def test_estimator_contract(small_model):
+    model, _ = small_model
+    assert list(model.feature_names_in_) == list(FEATURE_NAMES)
+    assert model.n_features_in_ == len(FEATURE_NAMES)
+    assert clone(model).get_params()["n_estimators"] == 50
+    with pytest.raises(NotFittedError):
+        AnomalyModel().score_samples(np.zeros((1, len(FEATURE_NAMES))))
+
+
+def test_score_sign_higher_is_more_anomalous(small_model):
+    model, _ = small_model
+    loop = model.score_samples(_loop_rows())
+    stream = FeatureStream(tick=2.0, lateness=1.0)
+    normal = np.vstack([f.raw for f in list(stream.push(poll_traffic(seed=1))) + list(stream.finish())])
+    ordinary = model.score_samples(normal)
+    assert 0 < ordinary.min() and loop.max() <= 1
+    assert np.median(loop) > np.quantile(ordinary, 0.99)
+    assert loop.max() > model.thresholds_.block
+
+
+def test_calibration_is_per_client(small_model):
+    model, _ = small_model
+    scores = np.array([0.1, 0.9, 0.2, 0.3, 0.4, 0.5])
+    groups = np.array(["a", "a", "b", "c", "d", "e"])
+    # per-client highest: a 0.9, b 0.2, c 0.3, d 0.4, e 0.5; the 0.75 quantile of those is 0.5
+    thr = model.calibrate(scores, groups, throttle_fpr=0.25, block_fpr=0.0)
+    assert thr.throttle == pytest.approx(0.5) and thr.block == pytest.approx(0.9)
+
+
+def test_contamination_leaves_the_top_clients_out_of_calibration(small_model):
+    model = clone(small_model[0]).set_params(contamination=0.2)
+    scores = np.array([0.9, 0.2, 0.3, 0.4, 0.5])
+    thr = model.calibrate(scores, None, throttle_fpr=0.0, block_fpr=0.0)
+    assert thr.throttle == pytest.approx(0.5)  # the top 20 % (0.9) is assumed abusive
+
+
+def test_missing_features_are_imputed_not_fatal(small_model):
+    model, _ = small_model
+    row = np.full((1, len(FEATURE_NAMES)), np.nan)
+    assert np.isfinite(model.score_samples(row)).all()
+
+
+def test_explain_names_the_features_outside_the_normal_range(small_model):
+    model, _ = small_model
+    rows = _loop_rows()
+    reasons = model.explain(rows[-1], top=3)
+    names = [n for n, _ in reasons]
+    assert "aborts_per_ua_10s" in names or "aborts_per_ua_60s" in names
+    text = dict(reasons)[names[0]]
+    assert "(normal " in text
+
+
+def test_artifact_round_trip(tmp_path, small_model):
+    model, _ = small_model
+    path = save_artifact(model, tmp_path, "2026-11-29.1", {"logs": ["x.log"]})
+    set_current(tmp_path, "2026-11-29.1")
+    assert resolve(tmp_path) == path and resolve(tmp_path / "current") == path
+    loaded, card = load_artifact(tmp_path / "current")
+    assert card["version"] == "2026-11-29.1" and card["features"] == list(FEATURE_NAMES)
+    assert card["thresholds"]["throttle"] == pytest.approx(model.thresholds_.throttle)
+    assert card["libraries"]["scikit-learn"]
+    rows = _loop_rows()
+    np.testing.assert_array_equal(loaded.score_samples(rows), model.score_samples(rows))
+
+
+def test_schema_mismatch_is_refused(tmp_path, small_model):
+    path = save_artifact(small_model[0], tmp_path, "v1")
+    card = json.loads((path / "card.json").read_text())
+    card["features"] = card["features"][:-1] + ["something_else"]
+    (path / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelSchemaError, match="do not match"):
+        load_artifact(path)
+
+
+def test_not_an_artifact(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a model artifact"):
+        load_artifact(tmp_path)

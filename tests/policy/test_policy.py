@@ -1,0 +1,94 @@
+"""Policy: thresholds, TTLs, hysteresis, escalation, allowlist and shadow mode, on event time."""
+
+from __future__ import annotations
+
+import pytest
+
+from detector.ingest.identity import parse_networks
+from detector.policy import ClientState, Policy, PolicyConfig, decide
+from detector.records import Thresholds
+
+THR = Thresholds(throttle=0.6, block=0.8)
+CFG = PolicyConfig(throttle_ttl=100, block_ttl=300, max_ttl=1000, escalate_after=30, hysteresis=0.05,
+                   forget_after=3600)
+
+
+def test_below_threshold_is_nothing_to_remember():
+    assert decide(None, 0.59, 10.0, THR, CFG) is None
+
+
+def test_throttle_and_block_thresholds():
+    assert decide(None, 0.6, 10.0, THR, CFG) == ClientState("throttle", 10.0, 110.0, 1, 0.6)
+    assert decide(None, 0.85, 10.0, THR, CFG) == ClientState("block", 10.0, 310.0, 1, 0.85)
+
+
+def test_hysteresis_extends_while_near_the_threshold_and_then_lapses():
+    s = decide(None, 0.7, 0.0, THR, CFG)  # throttle until 100
+    s = decide(s, 0.56, 20.0, THR, CFG)  # within hysteresis (0.6 - 0.05): extended to 120
+    assert (s.action, s.until) == ("throttle", 120.0)
+    s2 = decide(s, 0.3, 50.0, THR, CFG)  # calm: the verdict holds its TTL, no extension
+    assert (s2.action, s2.until) == ("throttle", 120.0)
+    assert not s2.active(120.0)
+
+
+def test_still_offending_after_escalate_after_is_blocked():
+    s = decide(None, 0.65, 0.0, THR, CFG)
+    assert decide(s, 0.65, 29.0, THR, CFG).action == "throttle"
+    b = decide(s, 0.65, 30.0, THR, CFG)
+    assert (b.action, b.since, b.until, b.offences) == ("block", 30.0, 330.0, 1)
+
+
+def test_repeat_offenders_get_doubled_ttls_capped():
+    s = decide(None, 0.7, 0.0, THR, CFG)  # offence 1: 100 s
+    s = decide(s, 0.7, 150.0, THR, CFG)  # lapsed at 100; offends again: 200 s
+    assert (s.offences, s.until) == (2, 350.0)
+    s = decide(s, 0.7, 400.0, THR, CFG)  # 400 s
+    s = decide(s, 0.7, 900.0, THR, CFG)  # 800 s
+    s = decide(s, 0.7, 2000.0, THR, CFG)  # 1600 s, capped at 1000
+    assert (s.offences, s.until - s.since) == (5, 1000.0)
+
+
+def test_offences_are_forgotten_after_good_behaviour():
+    s = decide(None, 0.7, 0.0, THR, CFG)  # until 100
+    s = decide(s, 0.7, 100.0 + 3601.0, THR, CFG)
+    assert (s.offences, s.until - s.since) == (1, 100.0)
+
+
+def test_policy_emits_changes_and_expiries_in_event_time():
+    p = Policy(THR, CFG, model_version="m1")
+    assert [(v.client, v.action) for v in p.update(0.0, ["a", "b"], [0.1, 0.7])] == [("b", "throttle")]
+    changes = p.update(2.0, ["b"], [0.9])
+    assert [(v.client, v.action, v.at, v.until) for v in changes] == [("b", "block", 2.0, 302.0)]
+    assert p.current("b", 100.0).action == "block"
+    expired = p.expire(400.0)
+    assert [(v.client, v.action, v.at) for v in expired] == [("b", "allow", 302.0)]
+    assert p.current("b", 400.0) is None
+
+
+def test_first_verdict_carries_reasons_and_version():
+    p = Policy(THR, CFG, model_version="m1")
+    [v] = p.update(5.0, ["a", "b"], [0.1, 0.7], lambda i: ("re-polls 0.03 s after each response",))
+    assert (v.client, v.action, v.reasons, v.model_version, v.until) == (
+        "b", "throttle", ("re-polls 0.03 s after each response",), "m1", 105.0)
+    assert v.to_json()["verdict"] == "throttle"
+
+
+def test_allowlist_always_wins():
+    p = Policy(THR, PolicyConfig(allowlist=parse_networks(["198.51.100.0/24"])))
+    assert p.update(1.0, ["198.51.100.7", "203.0.113.1"], [0.99, 0.99]) != []
+    assert p.current("198.51.100.7", 2.0) is None
+    assert p.current("203.0.113.1", 2.0).action == "block"
+
+
+def test_shadow_mode_marks_verdicts_simulated():
+    p = Policy(THR, PolicyConfig(shadow=True))
+    [v] = p.update(1.0, ["a"], [0.7])
+    assert v.simulated and v.action == "throttle"
+    assert v.to_json()["simulated"] is True
+
+
+@pytest.mark.parametrize("score", [0.0, 0.59])
+def test_quiet_clients_leave_no_state(score):
+    p = Policy(THR, CFG)
+    p.update(1.0, ["a"], [score])
+    assert p.states == {}
