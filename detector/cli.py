@@ -18,6 +18,8 @@ import orjson
 
 from detector.config import ConfigError, load_settings
 from detector.ingest.formats import FORMATS, FormatError
+from detector.operators import OperatorError, add_parsers
+from detector.store import StoreError
 from detector.progress import stderr_progress
 
 EXIT_BAD_INPUT = 2
@@ -54,14 +56,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 # -- train ----------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     from detector.features.stream import FeatureStream
-    from detector.model import AnomalyModel, save_artifact, set_current
-    from detector.pipeline import training_rows
+    from detector.model import save_artifact, set_current
+    from detector.pipeline import fit_model, training_rows
 
     settings = load_settings(args.config)
     t0 = time.monotonic()
     rows = training_rows(args.logs, args.format or settings.ingest.format, mapping=settings.ingest.mapping(),
                          key=settings.ingest.client_key(),
-                         stream=FeatureStream(tick=settings.features.tick, lateness=settings.features.lateness),
+                         stream=lambda: FeatureStream(tick=settings.features.tick, lateness=settings.features.lateness),
                          progress=stderr_progress("reading"))
     st = rows.stats
     _say(f"read {st.read} lines: {st.parsed} parsed, {st.rejected} rejected {st.malformed or ''}; "
@@ -69,10 +71,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(rows.raw) < 2:
         raise CliError("too few feature rows to train on (is the log empty or of another format?)")
     _say(f"fitting IsolationForest ({args.trees} trees, max_samples {args.max_samples}) ...")
-    model = AnomalyModel(n_estimators=args.trees, max_samples=args.max_samples, random_state=args.seed,
-                         throttle_fpr=args.throttle_fpr, block_fpr=args.block_fpr,
-                         contamination=args.contamination)
-    model.fit(rows.raw, groups=rows.clients)
+    model = fit_model(rows, settings.policy.to_config(), n_estimators=args.trees, max_samples=args.max_samples,
+                      random_state=args.seed, throttle_fpr=args.throttle_fpr, block_fpr=args.block_fpr,
+                      contamination=args.contamination)
     out = Path(args.out)
     version = out.name
     description = {"logs": [str(p) for p in args.logs], "lines": st.read, "parsed": st.parsed,
@@ -139,8 +140,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from detector.api import create_app
-    from detector.feeds import Feed, tail_batches
+    from detector.api import Upkeep, create_app
+    from detector.feeds import Ingestion
     from detector.service import Service
 
     overrides: dict = {}
@@ -150,23 +151,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.api.host
     port = args.port if args.port is not None else settings.api.port
     service = Service.from_settings(settings)
+    upkeep = Upkeep(service, time.time, settings.api.watch_interval)
     show = _print_changes if (args.demo or args.verdicts) else None
-    feeds = [Feed(f"tail:{p}", service, tail_batches(p, args.format or settings.ingest.format, service, time.sleep),
-                  show) for p in args.tail]
+    ingestion = Ingestion(service, time.time, time.sleep, on_changes=show)
+    tails = list(dict.fromkeys([*settings.ingest.tail, *args.tail]))
+    for path in tails:
+        ingestion.add_tail(path, args.format)
+    if args.stdin or settings.ingest.stdin:
+        ingestion.add_stream("stdin", _stdin_reader(), args.format)
     if args.demo:
-        feeds.append(_demo_feed(service, args, show))
-    for feed in feeds:
-        feed.start()
-    _say(f"detector serving on http://{host}:{port} with model {service.version}"
-         + (f"; following {', '.join(args.tail)}" if args.tail else "")
-         + ("; demo traffic on (try /score?client=...)" if args.demo else ""))
+        _demo_feed(ingestion, args)
+    ingestion.start()
+    if settings.api.watch_interval > 0:
+        upkeep.start()
+    sources = [f"following {', '.join(tails)}"] if tails else []
+    if args.stdin or settings.ingest.stdin:
+        sources.append("reading stdin")
+    if settings.ingest.http:
+        sources.append("POST /v1/ingest")
+    if args.demo:
+        sources.append("demo traffic on (try /score?client=...)")
+    _say(f"detector serving on http://{host}:{port} with model {service.version}, store {settings.store.path}"
+         + (f"; {'; '.join(sources)}" if sources else ""))
     try:
         # proxy headers are detector's own business (trusted_proxies), not uvicorn's
-        uvicorn.run(create_app(service), host=host, port=port, log_level=args.log_level, proxy_headers=False)
+        uvicorn.run(create_app(service, time.time, ingestion), host=host, port=port, log_level=args.log_level,
+                    proxy_headers=False)
     finally:
-        for feed in feeds:
-            feed.stop()
+        upkeep.stop()
+        ingestion.stop()
+        with service._lock:
+            service.store.close()
     return 0
+
+
+def _stdin_reader():
+    """``read(n)``: what standard input has now (at most ``n`` bytes), ``b""`` at its end."""
+    import os
+
+    fd = sys.stdin.fileno()
+    return lambda n: os.read(fd, n)
 
 
 def _print_changes(changes) -> None:
@@ -175,9 +199,8 @@ def _print_changes(changes) -> None:
         print(orjson.dumps(v.to_json()).decode(), flush=True)
 
 
-def _demo_feed(service, args, on_changes):
+def _demo_feed(ingestion, args) -> None:
     """Simulated traffic played back on the wall clock: the past 10 minutes at once, then live."""
-    from detector.feeds import Feed
     from detector.ingest.sources import paced, read_batches
     from detector.sim import simulate
 
@@ -194,7 +217,7 @@ def _demo_feed(service, args, on_changes):
     def gen(stop: threading.Event):
         yield from paced(read_batches([folder / "access.log"], "nginx-json"), time.time, time.sleep, stop.is_set)
 
-    return Feed("demo", service, gen, on_changes)
+    ingestion.add_batches("demo", gen)
 
 
 # -- the parser -----------------------------------------------------------------------------------
@@ -219,8 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("logs", nargs="+")
     fmt_opt(t)
     t.add_argument("--out", required=True, help="artifact folder, e.g. models/2026-11-29.1")
-    t.add_argument("--trees", type=int, default=200)
-    t.add_argument("--max-samples", type=int, default=2048)
+    t.add_argument("--trees", type=int, default=300)
+    t.add_argument("--max-samples", type=int, default=4096,
+                   help="rows per tree; sklearn's 256 saturates on heterogeneous traffic (README: Detection)")
     t.add_argument("--throttle-fpr", type=float, default=1e-3, help="share of training clients allowed to reach throttle")
     t.add_argument("--block-fpr", type=float, default=1e-4)
     t.add_argument("--contamination", type=float, default=0.0, help="share of training clients assumed abusive")
@@ -249,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--host", default=None)
     v.add_argument("--port", type=int, default=None)
     v.add_argument("--model", default=None)
-    v.add_argument("--tail", nargs="*", default=[], metavar="LOG", help="follow these log files")
+    v.add_argument("--tail", nargs="*", default=[], metavar="LOG",
+                   help="follow these log files (through rotation; resumes from the stored offsets)")
+    v.add_argument("--stdin", action="store_true", help="also read log lines from standard input")
     fmt_opt(v)
     v.add_argument("--demo", action="store_true", help="feed built-in simulated traffic (with attacks)")
     v.add_argument("--verdicts", action="store_true", help="print verdict changes on stdout (on with --demo)")
@@ -258,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--log-level", default="warning")
     v.set_defaults(func=cmd_serve)
+
+    add_parsers(sub)
     return p
 
 
@@ -265,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, ConfigError, FormatError, FileNotFoundError, ValueError) as exc:
+    except (CliError, ConfigError, FormatError, FileNotFoundError, ValueError, OperatorError, StoreError) as exc:
         print(f"detector {args.command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -32,11 +32,34 @@ class IngestSettings(_Section):
     forwarded_for_field: str | None = Field(None, description="log field holding X-Forwarded-For")
     trusted_proxies: tuple[str, ...] = ()
     jsonl: dict[str, str] = Field(default_factory=dict, description="field mapping for format=jsonl")
+    # live sources (detector serve); see detector/feeds.py
+    tail: tuple[str, ...] = Field((), description="log files to follow (beside serve --tail)")
+    stdin: bool = Field(False, description="also read log lines from standard input (serve --stdin)")
+    tail_from: Literal["start", "end"] = Field("start", description="where to begin a file with no stored offset")
+    offsets_path: str | None = Field(None, description="JSON file of tail offsets (default: next to the SQLite "
+                                     "store, e.g. detector.offsets.json; '': keep none)")
+    poll_interval: float = Field(0.2, gt=0, le=10, description="seconds between looks at a quiet file")
+    batch_lines: int = Field(5000, ge=1, le=1_000_000, description="lines per batch into the pipeline (also the "
+                             "at-least-once window of a tailed file after a crash)")
+    queue_events: int = Field(100_000, ge=1, le=100_000_000, description="events queued at most before the "
+                              "pipeline; then HTTP ingest answers 503 and tails wait")
+    http: bool = Field(True, description="accept POST /v1/ingest")
+    http_require_key: bool = Field(True, description="POST /v1/ingest needs an admin X-Api-Key")
+    http_max_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=1 << 30, description="largest ingest body, as "
+                                "sent and decompressed (413 beyond)")
+    retry_after: int = Field(1, ge=1, le=3600, description="Retry-After seconds on a 503 (queue full)")
 
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         parse_networks(v)
+        return v
+
+    @field_validator("tail")
+    @classmethod
+    def _paths(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not p.strip() for p in v):
+            raise ValueError("an empty path")
         return v
 
     @field_validator("jsonl")
@@ -55,6 +78,10 @@ class IngestSettings(_Section):
 class FeatureSettings(_Section):
     tick: float = Field(1.0, gt=0, le=60, description="seconds of event time between scoring ticks")
     lateness: float = Field(2.0, ge=0, le=300, description="seconds a line may arrive out of order")
+    idle_close: float = Field(1.0, ge=0, le=300, description="wall seconds without new lines after which ticks "
+                              "close on the wall clock (0: only new lines close ticks)")
+    max_clients: int = Field(100_000, ge=1, le=100_000_000, description="clients tracked at most; beyond it new "
+                             "clients are counted, not tracked (a spoofed-address flood)")
 
 
 class PolicySettings(_Section):
@@ -66,6 +93,9 @@ class PolicySettings(_Section):
     forget_after: float = Field(86_400.0, gt=0)
     shadow: bool = False
     allowlist: tuple[str, ...] = ()
+    incident_share: float = Field(0.3, gt=0, le=1, description="share of active clients failing at once "
+                                  "that marks an incident, during which nobody is blamed")
+    incident_grace: float = Field(60.0, ge=0, description="seconds after an incident still blamed on nobody")
 
     @field_validator("allowlist")
     @classmethod
@@ -75,7 +105,8 @@ class PolicySettings(_Section):
 
     def to_config(self) -> PolicyConfig:
         return PolicyConfig(self.throttle_ttl, self.block_ttl, self.max_ttl, self.escalate_after, self.hysteresis,
-                            self.forget_after, self.shadow, parse_networks(self.allowlist))
+                            self.forget_after, self.shadow, parse_networks(self.allowlist),
+                            self.incident_share, self.incident_grace)
 
 
 class ApiSettings(_Section):
@@ -83,6 +114,9 @@ class ApiSettings(_Section):
     port: int = Field(8080, ge=0, le=65535)
     allow_cache_seconds: int = Field(5, ge=0, le=3600, description="X-Accel-Expires on allow answers")
     trusted_proxies: tuple[str, ...] = ()
+    require_key: bool = Field(False, description="/authz, /score and /v1/model need an X-Api-Key too")
+    watch_interval: float = Field(5.0, ge=0, le=3600, description="seconds between checks of the model's "
+                                  "'current' pointer and of the store file for other writers (0: never)")
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -91,8 +125,27 @@ class ApiSettings(_Section):
         return v
 
 
+class StoreSettings(_Section):
+    path: str = Field("detector.db", min_length=1,
+                      description="SQLite file for decisions, the allowlist and API keys (':memory:': keep nothing)")
+    keep_deleted: float = Field(7 * 86_400.0, gt=0, description="seconds an ended decision is kept once every "
+                                "bouncer has heard of it")
+    max_observations: int = Field(20_000, ge=1, le=100_000_000, description="clients whose latest score and "
+                                  "features are kept for /score at most (the least recently scored go first)")
+
+
+class DecisionSettings(_Section):
+    shadow: tuple[Literal["model", "manual"], ...] = Field(
+        (), description="origins whose decisions are simulated (reported, not enforced); policy.shadow: all")
+    default_ttl: float = Field(4 * 3600.0, gt=0, description="duration of a manual decision given none")
+    max_ttl: float = Field(365 * 86_400.0, gt=0, description="the longest manual decision accepted")
+
+    def shadowed(self, everything: bool) -> tuple[str, ...]:
+        return ("model", "manual") if everything else self.shadow
+
+
 class Settings(BaseSettings):
-    """Everything detector can be told. Sections: ingest, features, policy, api."""
+    """Everything detector can be told. Sections: ingest, features, policy, api, store, decisions."""
 
     model_config = SettingsConfigDict(env_prefix="DETECTOR_", env_nested_delimiter="__", extra="forbid",
                                       frozen=True)
@@ -103,6 +156,8 @@ class Settings(BaseSettings):
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    decisions: DecisionSettings = Field(default_factory=DecisionSettings)
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:

@@ -56,19 +56,26 @@ class AnomalyModel(BaseEstimator):
         the share of training clients whose highest score may reach the throttle / block threshold.
     contamination:
         the share of training clients assumed abusive; they are left out of calibration.
+    block_margin:
+        a block needs more than the most unusual training client: the block threshold is at least the
+        throttle threshold plus ``block_margin`` times its distance from the median client's highest
+        score, because the extreme quantile of a few thousand training clients is their maximum.
     """
 
-    def __init__(self, n_estimators: int = 200, max_samples: int = 2048, max_rows: int = 200_000,
+    def __init__(self, n_estimators: int = 300, max_samples: int = 4096, max_rows: int = 200_000,
                  random_state: int = 0, throttle_fpr: float = 1e-3, block_fpr: float = 1e-4,
-                 contamination: float = 0.0, specs: Sequence[FeatureSpec] = FEATURES):
+                 contamination: float = 0.0, specs: Sequence[FeatureSpec] = FEATURES, max_features: float = 1.0,
+                 block_margin: float = 0.5):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
+        self.max_features = max_features
         self.max_rows = max_rows
         self.random_state = random_state
         self.throttle_fpr = throttle_fpr
         self.block_fpr = block_fpr
         self.contamination = contamination
         self.specs = specs
+        self.block_margin = block_margin
 
     # -- the transform the artifact owns ------------------------------------------------------
     def _transform(self, raw: np.ndarray) -> np.ndarray:
@@ -80,8 +87,13 @@ class AnomalyModel(BaseEstimator):
             x[nan] = np.take(self.impute_, np.nonzero(nan)[1])
         return x
 
-    def fit(self, X: np.ndarray, y=None, groups: np.ndarray | None = None) -> AnomalyModel:
-        """Fit on raw feature rows; ``groups`` (the client of each row) makes calibration per client."""
+    def fit(self, X: np.ndarray, y=None, groups: np.ndarray | None = None,
+            exclude: np.ndarray | None = None) -> AnomalyModel:
+        """Fit on raw feature rows; ``groups`` (the client of each row) makes calibration per client.
+
+        Rows flagged in ``exclude`` (ticks the policy never blames, such as an outage) shape the forest
+        but not the thresholds.
+        """
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(self.specs):
             raise ValueError(f"expected {len(self.specs)} feature columns, got shape {X.shape}")
@@ -101,7 +113,7 @@ class AnomalyModel(BaseEstimator):
         fit_rows = x if len(x) <= self.max_rows else x[rng.choice(len(x), self.max_rows, replace=False)]
         self.forest_ = IsolationForest(
             n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(fit_rows)),
-            random_state=self.random_state, n_jobs=1,
+            max_features=self.max_features, random_state=self.random_state, n_jobs=1,
         ).fit(fit_rows)
         self.__dict__.pop("_compiled", None)
         # normal ranges for reasons, in raw units
@@ -109,7 +121,8 @@ class AnomalyModel(BaseEstimator):
         self.scale_ = np.maximum(np.subtract(*np.percentile(x, [95, 5], axis=0)), 1e-3)
         self.center_ = np.median(x, axis=0)
         scores = self.score_samples(X)
-        self.thresholds_ = self.calibrate(scores, groups)
+        keep = np.ones(len(X), dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
+        self.thresholds_ = self.calibrate(scores[keep], None if groups is None else np.asarray(groups)[keep])
         self.training_ = {
             "rows": int(len(X)), "fit_rows": int(len(fit_rows)),
             "clients": int(len(np.unique(groups))) if groups is not None else None,
@@ -146,7 +159,8 @@ class AnomalyModel(BaseEstimator):
         if self.contamination > 0:
             per_client = per_client[: max(1, int(round(len(per_client) * (1 - self.contamination))))]
         throttle = float(np.quantile(per_client, 1 - throttle_fpr))
-        block = max(float(np.quantile(per_client, 1 - block_fpr)), throttle)
+        spread = max(throttle - float(np.median(per_client)), 0.0)
+        block = max(float(np.quantile(per_client, 1 - block_fpr)), throttle + self.block_margin * spread)
         return Thresholds(throttle=throttle, block=block, throttle_fpr=throttle_fpr, block_fpr=block_fpr)
 
     def explain(self, raw: np.ndarray, top: int = 3) -> list[tuple[str, str]]:
@@ -155,7 +169,7 @@ class AnomalyModel(BaseEstimator):
         raw = np.asarray(raw, dtype=np.float64)
         x = self._transform(raw[None, :])[0]
         z = np.abs(x - self.center_) / self.scale_
-        z[np.isnan(raw)] = 0.0
+        z[np.isnan(raw) | np.array([s.context for s in self.specs])] = 0.0
         out = []
         for i in np.argsort(-z)[:top]:
             if z[i] < 0.5:

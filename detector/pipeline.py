@@ -18,9 +18,9 @@ from detector.features.stream import FeatureFrame, FeatureStream
 from detector.ingest.formats import ClientKey, JsonlMapping
 from detector.ingest.sources import read_batches
 from detector.model import AnomalyModel
-from detector.policy import Policy, PolicyConfig
+from detector.policy import Policy, PolicyConfig, incident_mask
 from detector.records import IngestStats, Thresholds, Verdict
-from detector.store.memory import MemoryStore
+from detector.store.core import Store
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Pipeline:
     model_version: str = ""
     policy_config: PolicyConfig = field(default_factory=PolicyConfig)
     thresholds: Thresholds | None = None  # default: the model's calibrated thresholds
-    store: MemoryStore | None = None
+    store: Store | None = None
     stream: FeatureStream = field(default_factory=FeatureStream)
     explain_top: int = 3
 
@@ -48,6 +48,10 @@ class Pipeline:
         """Close the remaining ticks (end of a replay)."""
         return self._run(self.stream.finish())
 
+    def advance(self, event_time: float) -> list[Verdict]:
+        """Close the ticks event time ``event_time`` closes though no event reached it (live traffic paused)."""
+        return self._run(self.stream.advance(event_time))
+
     def _run(self, frames: Iterator[FeatureFrame]) -> list[Verdict]:
         changes: list[Verdict] = []
         for frame in frames:
@@ -62,7 +66,7 @@ class Pipeline:
         def reasons(i: int) -> tuple[str, ...]:
             return tuple(text for _name, text in self.model.explain(frame.raw[i], self.explain_top))
 
-        changes = self.policy.update(frame.at, frame.clients, scores, reasons)
+        changes = self.policy.update(frame.at, frame.clients, scores, reasons, frame.failing_share)
         if self.store is not None:
             self.store.observe(frame.at, frame.clients, scores, frame.raw, frame.names)
             self.store.apply(changes)
@@ -82,31 +86,64 @@ def replay(paths: Iterable[str | Path], pipeline: Pipeline, fmt: str = "auto", *
 
 @dataclass(frozen=True)
 class TrainingRows:
-    """Feature rows gathered from logs: one row per client per tick."""
+    """Feature rows gathered from logs: one row per client per tick.
+
+    ``groups`` keys a client within its log (``"<log index>:<client>"``) so that the same address in
+    two logs counts as two training clients; ``failing`` is the tick's share of failing clients.
+    """
 
     raw: np.ndarray
     clients: np.ndarray
+    groups: np.ndarray
     at: np.ndarray
+    failing: np.ndarray
     stats: IngestStats
 
+    def take(self, keep: np.ndarray) -> TrainingRows:
+        """The rows selected by ``keep`` (the ingest counts stay whole)."""
+        return TrainingRows(self.raw[keep], self.clients[keep], self.groups[keep], self.at[keep], self.failing[keep],
+                            self.stats)
 
-def training_rows(paths: Iterable[str | Path], fmt: str = "auto", *, stream: FeatureStream | None = None,
+
+def training_rows(paths: Iterable[str | Path], fmt: str = "auto", *, stream: Callable[[], FeatureStream] = FeatureStream,
                   mapping: JsonlMapping | None = None, key: ClientKey | None = None,
                   progress: Callable[[int, int], None] | None = None) -> TrainingRows:
-    """Every feature row the live pipeline would score over these logs."""
-    stream = stream or FeatureStream()
-    frames: list[FeatureFrame] = []
+    """Every feature row the live pipeline would score over these logs (each log its own stream)."""
+    frames: list[tuple[int, FeatureFrame]] = []
     stats = IngestStats()
-    for batch in read_batches(paths, fmt, mapping=mapping, key=key, progress=progress):
-        stats = stats + batch.stats
-        frames.extend(stream.push(batch.events))
-    frames.extend(stream.finish())
-    frames = [f for f in frames if len(f)]
+    specs = stream().specs
+    for i, path in enumerate(paths):
+        features = stream()
+        for batch in read_batches([path], fmt, mapping=mapping, key=key, progress=progress):
+            stats = stats + batch.stats
+            frames.extend((i, f) for f in features.push(batch.events))
+        frames.extend((i, f) for f in features.finish())
+    frames = [(i, f) for i, f in frames if len(f)]
     if not frames:
-        return TrainingRows(np.empty((0, len(stream.specs))), np.empty(0, dtype=object), np.empty(0), stats)
+        empty = np.empty(0)
+        return TrainingRows(np.empty((0, len(specs))), empty.astype(object), empty.astype(object), empty, empty, stats)
+    clients = np.concatenate([f.clients for _, f in frames])
     return TrainingRows(
-        raw=np.vstack([f.raw for f in frames]),
-        clients=np.concatenate([f.clients for f in frames]),
-        at=np.concatenate([np.full(len(f), f.at) for f in frames]),
+        raw=np.vstack([f.raw for _, f in frames]),
+        clients=clients,
+        groups=np.concatenate([np.char.add(f"{i}:", f.clients.astype(str)) for i, f in frames]).astype(object),
+        at=np.concatenate([np.full(len(f), f.at) for _, f in frames]),
+        failing=np.concatenate([np.full(len(f), f.failing_share) for _, f in frames]),
         stats=stats,
     )
+
+
+def fit_model(rows: TrainingRows, policy: PolicyConfig | None = None, **params) -> AnomalyModel:
+    """Fit an ``AnomalyModel`` on training rows the way the service will judge them.
+
+    Thresholds are calibrated per training client (``rows.groups``), leaving out the ticks the
+    policy never blames anyone for (incidents, see ``detector.policy.incident_mask``), each log on
+    its own clock. ``params`` go to ``AnomalyModel``.
+    """
+    policy = policy or PolicyConfig()
+    logs = np.array([g.split(":", 1)[0] for g in rows.groups]) if len(rows.groups) else np.empty(0, dtype=str)
+    exclude = np.zeros(len(rows.at), dtype=bool)
+    for log in np.unique(logs):
+        mine = logs == log
+        exclude[mine] = incident_mask(rows.failing[mine], rows.at[mine], policy)
+    return AnomalyModel(**params).fit(rows.raw, groups=rows.groups, exclude=exclude)

@@ -6,12 +6,17 @@ state, its score, the thresholds and the config:
 * score ≥ block threshold → **block**; score ≥ throttle threshold → **throttle**;
 * a verdict holds until its TTL lapses (hysteresis: it is extended while the score stays within
   ``hysteresis`` of the throttle threshold, so verdicts do not flap);
-* a throttled client still over the threshold ``escalate_after`` seconds later is blocked: throttling
-  did not stop it;
+* a throttled client still scoring halfway or more from the throttle to the block threshold
+  ``escalate_after`` seconds later is blocked: throttling did not stop it (a client hovering just
+  over the throttle threshold stays throttled);
 * repeat offenders get doubled TTLs (capped at ``max_ttl``); the count is forgotten after
   ``forget_after`` seconds of good behaviour;
 * allowlisted clients are always allowed; in shadow mode verdicts are marked ``simulated`` (the
-  gateway-facing answer then allows).
+  gateway-facing answer then allows);
+* population awareness: while a large share of all clients is failing at once (``incident_share``
+  of the active clients got 5xx/429: an outage, a bad deploy) and for ``incident_grace`` seconds after
+  (everyone reconnects at once), nobody gets a new or harsher verdict for it; verdicts already in
+  force keep their course.
 
 ``Policy`` holds the per-client states and an expiry queue so that lapsed verdicts turn back into
 ``allow`` changes at their ``until`` time.
@@ -22,6 +27,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
+
+import numpy as np
 
 from detector.ingest.identity import Network, in_networks
 from detector.records import Action, Thresholds, Verdict
@@ -37,6 +44,8 @@ class PolicyConfig:
     forget_after: float = 86_400.0
     shadow: bool = False
     allowlist: tuple[Network, ...] = ()
+    incident_share: float = 0.3
+    incident_grace: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,24 @@ class ClientState:
         return self.action != "allow" and at < self.until
 
 
+def incident_mask(failing_share: np.ndarray, at: np.ndarray, cfg: PolicyConfig) -> np.ndarray:
+    """Which ticks fall in an incident or its grace (see ``decide``), for rows in time order per log.
+
+    Used to leave incident ticks out of threshold calibration, as the policy leaves them out of blame.
+
+    >>> incident_mask(np.array([0.0, 0.5, 0.0, 0.0]), np.array([0.0, 10.0, 60.0, 80.0]),
+    ...               PolicyConfig(incident_share=0.3, incident_grace=60)).tolist()
+    [False, True, True, False]
+    """
+    failing_share, at = np.asarray(failing_share, dtype=np.float64), np.asarray(at, dtype=np.float64)
+    starts = np.unique(at[failing_share >= cfg.incident_share])
+    if len(starts) == 0:
+        return np.zeros(len(at), dtype=bool)
+    last = np.searchsorted(starts, at, side="right") - 1
+    since = at - np.where(last >= 0, starts[np.maximum(last, 0)], -np.inf)
+    return since <= cfg.incident_grace
+
+
 def ttl_for(action: Action, offences: int, cfg: PolicyConfig) -> float:
     """TTL of the ``offences``-th verdict (1-based): the base TTL doubled per earlier offence, capped.
 
@@ -66,11 +93,16 @@ def ttl_for(action: Action, offences: int, cfg: PolicyConfig) -> float:
 
 
 def decide(prev: ClientState | None, score: float, at: float, thr: Thresholds, cfg: PolicyConfig,
-           reasons: tuple[str, ...] = ()) -> ClientState | None:
-    """The client's state after scoring ``score`` at event time ``at`` (``None``: nothing to remember)."""
+           reasons: tuple[str, ...] = (), incident: bool = False) -> ClientState | None:
+    """The client's state after scoring ``score`` at event time ``at`` (``None``: nothing to remember).
+
+    During an ``incident`` (see the module docstring) verdicts in force may be extended, never
+    started or made harsher.
+    """
     if prev is not None and prev.active(at):
-        if score >= thr.block or (prev.action == "throttle" and score >= thr.throttle
-                                  and at - prev.since >= cfg.escalate_after):
+        escalate = (prev.action == "throttle" and at - prev.since >= cfg.escalate_after
+                    and score >= (thr.throttle + thr.block) / 2)
+        if not incident and (score >= thr.block or escalate):
             if prev.action == "block":
                 return replace(prev, until=max(prev.until, at + ttl_for("block", prev.offences, cfg)))
             return replace(prev, action="block", since=at, until=at + ttl_for("block", prev.offences, cfg),
@@ -80,6 +112,8 @@ def decide(prev: ClientState | None, score: float, at: float, thr: Thresholds, c
         return prev
     offences = 0 if prev is None or at - prev.until > cfg.forget_after else prev.offences
     action: Action
+    if incident:
+        return prev
     if score >= thr.block:
         action = "block"
     elif score >= thr.throttle:
@@ -103,6 +137,7 @@ class Policy:
     def __post_init__(self) -> None:
         self.states: dict[str, ClientState] = {}
         self._expiry: list[tuple[float, str]] = []
+        self.incident_until = -float("inf")
 
     def expire(self, at: float) -> list[Verdict]:
         """Verdicts whose TTL lapsed by ``at``, as ``allow`` changes at their ``until``."""
@@ -117,9 +152,15 @@ class Policy:
         return out
 
     def update(self, at: float, clients: Sequence[str], scores: Sequence[float],
-               reasons: Callable[[int], tuple[str, ...]] = lambda i: ()) -> list[Verdict]:
-        """Apply one tick: expire what lapsed, then decide each scored client; return the changes."""
+               reasons: Callable[[int], tuple[str, ...]] = lambda i: (), failing_share: float = 0.0) -> list[Verdict]:
+        """Apply one tick: expire what lapsed, then decide each scored client; return the changes.
+
+        ``failing_share`` is the share of all active clients that got 5xx/429 at this tick.
+        """
         changes = self.expire(at)
+        if failing_share >= self.config.incident_share:
+            self.incident_until = at + self.config.incident_grace
+        incident = at <= self.incident_until
         lowest = self.thresholds.throttle - self.config.hysteresis
         for i, (client, score) in enumerate(zip(clients, scores)):
             prev = self.states.get(client)
@@ -128,7 +169,7 @@ class Policy:
             if self.config.allowlist and in_networks(client, self.config.allowlist):
                 continue
             why = reasons(i) if score >= lowest else ()
-            new = decide(prev, float(score), at, self.thresholds, self.config, why)
+            new = decide(prev, float(score), at, self.thresholds, self.config, why, incident)
             if new is None:
                 self.states.pop(client, None)
                 continue

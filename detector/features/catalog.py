@@ -25,6 +25,7 @@ class FeatureSpec:
     label: str  # plain words for reasons: "<label> <value><unit> (normal <lo>–<hi><unit>)"
     unit: str = ""
     log: bool = True
+    context: bool = False  # describes everyone at this moment, so never named as a client's reason
 
     def transform(self, raw: np.ndarray) -> np.ndarray:
         return np.log1p(np.clip(raw, 0.0, None)) if self.log else raw
@@ -49,13 +50,20 @@ FEATURES: tuple[FeatureSpec, ...] = (
                 "5xx answers per minute per user agent"),
     FeatureSpec("hold_60s", 60, f.median_hold_seconds, "median hold", " s", log=False),
     FeatureSpec("concurrency_per_ua_60s", 60, f.concurrency_per_ua, "open requests per user agent"),
+    FeatureSpec("busiest_ua_concurrency_60s", 60, f.busiest_agent_concurrency,
+                "open requests of its busiest user agent"),
     FeatureSpec("gap_60s", 60, f.median_gap_seconds, "re-requests after each response in", " s"),
     FeatureSpec("gap_after_error_60s", 60, f.gap_after_error_seconds,
                 "retries after a 429/5xx in", " s"),
     FeatureSpec("bytes_60s", 60, f.bytes_per_request, "bytes per response"),
+    FeatureSpec("bytes_per_ua_60s", 60, f.bytes_per_ua_per_minute, "response bytes per minute per user agent"),
+    FeatureSpec("quick_per_ua_60s", 60, f.quick_requests_per_ua_per_minute,
+                "requests answered within 1 s, per minute per user agent"),
     FeatureSpec("paths_per_ua_60s", 60, f.paths_per_ua, "distinct paths per user agent"),
     FeatureSpec("irregularity_60s", 60, f.timing_irregularity,
                 "timing irregularity (0 = machine-perfect)", log=False),
+    FeatureSpec("population_failing_10s", 10, f.population_failing_share,
+                "share of all clients getting 5xx/429 (last 10 s)", log=False, context=True),
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(s.name for s in FEATURES)

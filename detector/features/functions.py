@@ -64,8 +64,9 @@ def server_errors_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     return _status_per_ua_per_minute(ev, ev.status >= 500)
 
 
-def _group_median(ev: ClientEvents, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    code = ev.code
+def _group_median(ev: ClientEvents, values: np.ndarray, mask: np.ndarray | None = None,
+                  order: np.ndarray | None = None) -> np.ndarray:
+    code = ev.code if order is None else ev.code[order]
     if mask is not None:
         values, code = values[mask], code[mask]
     ok = ~np.isnan(values)
@@ -93,28 +94,76 @@ def concurrency_per_ua(ev: ClientEvents) -> np.ndarray:
     return np.where(unknown, np.nan, _per_ua(ev, held))
 
 
-def _next_gaps(ev: ClientEvents) -> tuple[np.ndarray, np.ndarray]:
-    """Gap from each response to the same client's next request (clipped at 0), and a validity mask."""
-    if len(ev.code) < 2:
-        return np.zeros(len(ev.code)), np.zeros(len(ev.code), dtype=bool)
-    gaps = np.empty(len(ev.code))
-    gaps[:-1] = np.clip(ev.start[1:] - ev.end[:-1], 0.0, None)
+def busiest_agent_concurrency(ev: ClientEvents) -> np.ndarray:
+    """Mean open requests of the client's busiest user agent: one program holding dozens of polls.
+
+    An office behind a NAT spreads its polls over many browser builds; a flood sits on one.
+    """
+    lo = ev.at - ev.width
+    overlap = np.clip(np.minimum(ev.end, ev.at) - np.maximum(ev.start, lo), 0.0, None)
+    held, owner = ev.by_agent(np.nan_to_num(overlap, nan=0.0) / ev.width)
+    out = np.zeros(ev.n)
+    np.maximum.at(out, owner, held)
+    unknown = ev.total(np.isnan(ev.duration).astype(np.float64)) == ev.count
+    return np.where(unknown, np.nan, out)
+
+
+def bytes_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Response bytes per minute per user agent: a client replaying a backlog pulls megabytes."""
+    return _per_ua(ev, _per_minute(ev, ev.total(ev.bytes)))
+
+
+def quick_requests_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Requests answered in under a second, per minute per user agent (a long poll is held longer).
+
+    NaN for formats without durations.
+    """
+    quick = _status_per_ua_per_minute(ev, np.nan_to_num(ev.duration, nan=np.inf) < 1.0)
+    unknown = ev.total(np.isnan(ev.duration).astype(np.float64)) == ev.count
+    return np.where(unknown, np.nan, quick)
+
+
+def population_failing_share(ev: ClientEvents) -> np.ndarray:
+    """Share of *all* active clients that got a 5xx or 429 in the window (the same for every client).
+
+    Context, not blame: during an outage everyone's error counts rise, and the model and the policy
+    see that everyone's did. Counted over clients, not requests, so one client's retry storm does
+    not look like an outage.
+    """
+    return np.full(ev.n, ev.population_failing / ev.population if ev.population else 0.0)
+
+
+def _next_gaps(ev: ClientEvents) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gap from each response to the next request of the same client and user agent (clipped at 0).
+
+    Returns the gaps, a mask of the events that have a next request, and the order (by client,
+    user agent, start) the gaps are in. Following each user agent apart keeps the interleaved
+    requests of an office's many browsers from looking like instant re-polls.
+    """
+    n = len(ev.code)
+    order = np.lexsort((ev.start, ev.ua, ev.code))
+    if n < 2:
+        return np.zeros(n), np.zeros(n, dtype=bool), order
+    start, end, code, ua = ev.start[order], ev.end[order], ev.code[order], ev.ua[order]
+    gaps = np.empty(n)
+    gaps[:-1] = np.clip(start[1:] - end[:-1], 0.0, None)
     gaps[-1] = np.nan
-    valid = np.zeros(len(ev.code), dtype=bool)
-    valid[:-1] = ev.code[1:] == ev.code[:-1]
-    return gaps, valid
+    valid = np.zeros(n, dtype=bool)
+    valid[:-1] = (code[1:] == code[:-1]) & (ua[1:] == ua[:-1])
+    return gaps, valid, order
 
 
 def median_gap_seconds(ev: ClientEvents) -> np.ndarray:
-    """Median seconds between a response and the client's next request (re-poll delay)."""
-    gaps, valid = _next_gaps(ev)
-    return _group_median(ev, gaps, valid)
+    """Median seconds between a response and the next request of the same browser (re-poll delay)."""
+    gaps, valid, order = _next_gaps(ev)
+    return _group_median(ev, gaps, valid, order)
 
 
 def gap_after_error_seconds(ev: ClientEvents) -> np.ndarray:
     """Median seconds before the next request after a 429 or 5xx: a polite client backs off."""
-    gaps, valid = _next_gaps(ev)
-    return _group_median(ev, gaps, valid & ((ev.status == THROTTLED) | (ev.status >= 500)))
+    gaps, valid, order = _next_gaps(ev)
+    status = ev.status[order]
+    return _group_median(ev, gaps, valid & ((status == THROTTLED) | (status >= 500)), order)
 
 
 def bytes_per_request(ev: ClientEvents) -> np.ndarray:

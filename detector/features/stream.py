@@ -30,6 +30,7 @@ class FeatureFrame:
     clients: np.ndarray
     raw: np.ndarray  # shape (len(clients), len(names))
     names: tuple[str, ...] = FEATURE_NAMES
+    failing_share: float = 0.0  # share of all clients active in the shortest window that got 5xx/429
 
     def __len__(self) -> int:
         return len(self.clients)
@@ -44,6 +45,10 @@ class StreamCounters:
     late: int = 0
     ticks: int = 0
     rows: int = 0
+    # bounded state (live ingestion): see FeatureStream.evict_idle / _admit
+    refused_events: int = 0  # events of new clients turned away while max_clients were tracked
+    refused_clients: int = 0  # distinct new clients turned away (per batch)
+    evicted_clients: int = 0  # idle clients forgotten
 
 
 @dataclass
@@ -54,6 +59,7 @@ class FeatureStream:
     lateness: float = 2.0
     specs: tuple[FeatureSpec, ...] = FEATURES
     counters: StreamCounters = field(default_factory=StreamCounters)
+    max_clients: int | None = None  # clients tracked at most (None: no cap); see _admit
 
     def __post_init__(self) -> None:
         if self.tick <= 0:
@@ -75,6 +81,7 @@ class FeatureStream:
         """Add a batch of events and yield the frames of every tick this closes."""
         if len(events):
             self.counters.events += len(events)
+            events = self._admit(events)
             arrays = EventArrays.from_frame(events, self._clients, self._paths, self._agents)
             if self._last_tick is not None:
                 late = arrays.end <= self._last_tick
@@ -121,8 +128,59 @@ class FeatureStream:
         """Raw features of the clients ``codes`` over the held events at event time ``at``."""
         views = {w: ClientEvents.from_arrays(self._held, at, w, codes, len(self._clients)) for w in self._windows}
         names = np.asarray(self._clients.names, dtype=object)[codes]
-        return FeatureFrame(at, names, compute_raw(views, self.specs), tuple(s.name for s in self.specs))
+        short = views[self._windows[0]]
+        failing = short.population_failing / short.population if short.population else 0.0
+        return FeatureFrame(at, names, compute_raw(views, self.specs), tuple(s.name for s in self.specs), failing)
 
     @property
     def held_events(self) -> int:
         return len(self._held) + sum(len(p) for p in self._pending)
+
+    # -- bounded state and wall-clock progress (live ingestion) -----------------------------------------
+    def advance(self, event_time: float) -> Iterator[FeatureFrame]:
+        """Close the ticks that an event ending at ``event_time`` would close, though none came (traffic
+        paused; the caller estimates event time from the wall clock). Later events are placed as usual."""
+        self._newest = max(self._newest, event_time)
+        yield from self._close_until(self.watermark)
+
+    @property
+    def tracked_clients(self) -> int:
+        """Client names held (those with events in the windows, plus idle ones not yet evicted)."""
+        return len(self._clients)
+
+    def evict_idle(self) -> int:
+        """Forget clients (and paths, user agents) with no event held or pending: idle past the longest
+        window plus the lateness. Codes are renumbered in their old order, so frames come out the same as
+        without eviction. Returns how many clients were forgotten."""
+        parts = [self._held, *self._pending]
+        before = len(self._clients)
+        remapped = {}
+        for column, interner in (("client", self._clients), ("path", self._paths), ("ua", self._agents)):
+            used = np.unique(np.concatenate([getattr(p, column) for p in parts]))
+            remapped[column] = interner.keep(used)
+        self._held = self._held.recode(**remapped)
+        self._pending = [p.recode(**remapped) for p in self._pending]
+        gone = before - len(self._clients)
+        self.counters.evicted_clients += gone
+        return gone
+
+    def _admit(self, events: pd.DataFrame) -> pd.DataFrame:
+        """The cap check: with ``max_clients`` tracked, events of further new clients are turned away and
+        counted (``refused_events`` / ``refused_clients``), after idle clients were evicted to make room.
+        Known clients are never turned away."""
+        if self.max_clients is None:
+            return events
+        names = events["client"]
+        known = self._clients.codes
+        new = [n for n in pd.unique(names.to_numpy(dtype=object)) if n not in known]
+        if len(self._clients) + len(new) <= self.max_clients:
+            return events
+        self.evict_idle()
+        room = max(self.max_clients - len(self._clients), 0)
+        if len(new) <= room:
+            return events
+        refused = new[room:]
+        keep = ~names.isin(refused).to_numpy()
+        self.counters.refused_clients += len(refused)
+        self.counters.refused_events += int((~keep).sum())
+        return events[keep]

@@ -37,6 +37,15 @@ class Interner:
     def __len__(self) -> int:
         return len(self.names)
 
+    def keep(self, codes: np.ndarray) -> np.ndarray:
+        """Keep only the names of the sorted ``codes``, renumbered 0.. in the same order; return the map
+        from old to new codes (-1 for a forgotten one). For evicting idle names (``FeatureStream``)."""
+        remap = np.full(len(self.names), -1, dtype=np.int64)
+        remap[codes] = np.arange(len(codes))
+        self.names = [self.names[i] for i in codes.tolist()]
+        self.codes = {name: i for i, name in enumerate(self.names)}
+        return remap
+
 
 _COLUMNS = ("client", "start", "end", "duration", "status", "bytes", "path", "ua")
 
@@ -81,6 +90,10 @@ class EventArrays:
     def take(self, index: np.ndarray | slice) -> EventArrays:
         return EventArrays(*(getattr(self, c)[index] for c in _COLUMNS))
 
+    def recode(self, client: np.ndarray, path: np.ndarray, ua: np.ndarray) -> EventArrays:
+        """The same events with their interned codes mapped through ``Interner.keep``'s maps."""
+        return replace(self, client=client[self.client], path=path[self.path], ua=ua[self.ua])
+
     def __len__(self) -> int:
         return len(self.end)
 
@@ -100,6 +113,8 @@ class ClientEvents:
     ua: np.ndarray  # int codes of distinct user agents
     at: float
     width: float
+    population: int = 0  # distinct clients (of *all* clients) with a request that ended in the window
+    population_failing: int = 0  # ... of which got at least one 5xx or 429
 
     @property
     def n(self) -> int:
@@ -112,6 +127,14 @@ class ClientEvents:
     def total(self, values: np.ndarray) -> np.ndarray:
         """Per-client sum of ``values`` (one per event)."""
         return np.bincount(self.code, weights=values, minlength=self.n)
+
+    def by_agent(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sum ``values`` per (client, user agent); return the sums and each pair's client."""
+        if len(values) == 0:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        base = int(self.ua.max()) + 1
+        pairs, inverse = np.unique(self.code * base + self.ua, return_inverse=True)
+        return np.bincount(inverse, weights=values, minlength=len(pairs)), pairs // base
 
     def distinct(self, values: np.ndarray) -> np.ndarray:
         """Per-client number of distinct integer ``values``."""
@@ -132,12 +155,15 @@ class ClientEvents:
         position = np.full(n_codes, -1, dtype=np.int64)
         position[groups] = np.arange(len(groups))
         code = position[ev.client]
-        keep = (code >= 0) & (ev.end > at - width) & (ev.end <= at)
-        sel = np.flatnonzero(keep)
+        in_window = (ev.end > at - width) & (ev.end <= at)
+        sel = np.flatnonzero(in_window & (code >= 0))
         sel = sel[np.lexsort((ev.start[sel], code[sel]))]
+        status, everyone = ev.status[in_window], ev.client[in_window]
+        failing = everyone[(status >= 500) | (status == 429)]
         return cls(clients=groups, code=code[sel], start=ev.start[sel], end=ev.end[sel],
                    duration=ev.duration[sel], status=ev.status[sel], bytes=ev.bytes[sel],
-                   path=ev.path[sel], ua=ev.ua[sel], at=float(at), width=float(width))
+                   path=ev.path[sel], ua=ev.ua[sel], at=float(at), width=float(width),
+                   population=len(np.unique(everyone)), population_failing=len(np.unique(failing)))
 
     @classmethod
     def from_frame(cls, events: pd.DataFrame, at: float, width: float,

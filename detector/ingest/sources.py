@@ -1,7 +1,9 @@
-"""Sources that feed the parsers: log files read in chunks (plain or gzip) and standard input.
+"""Sources that feed the parsers: log files read in chunks (plain or gzip), followed files, standard input.
 
 A file is read as bytes, so invalid UTF-8 reaches the parser intact; the format is detected once from
-the first chunk and then held, so a stray line cannot switch parsers half-way.
+the first chunk and then held, so a stray line cannot switch parsers half-way. Following a live file
+through rotation, with positions that survive restarts, is ``detector.ingest.tail``; the live feeds that
+put these lines on the ingest queue are ``detector.feeds``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 from detector.ingest.formats import ClientKey, FormatError, JsonlMapping, ParsedBatch, detect_format, parse_lines
+from detector.ingest.lines import LineSplitter
+from detector.ingest.tail import FileTailer
 
 CHUNK_LINES = 50_000
 
@@ -71,44 +75,34 @@ def follow(path: str | Path, stop: Callable[[], bool], sleep: Callable[[float], 
            poll: float = 0.2, max_lines: int = 5_000) -> Iterator[list[bytes]]:
     """Follow a growing log file like ``tail -F``: yield lists of complete new lines until ``stop()``.
 
-    Reads from the start of the file; reopens it when it is replaced (rename and create) or
-    truncated (copytruncate). A partial last line waits for its newline.
+    Reads from the start of the file, through rotation (rename and create, copytruncate); a partial last
+    line waits for its newline. ``FileTailer`` does the work and also tells positions to resume from.
     """
-    path = Path(path)
-    fh = None
-    inode = None
-    partial = b""
-    while not stop():
-        if fh is None:
-            try:
-                fh = open(path, "rb")
-                inode = os.fstat(fh.fileno()).st_ino
-                partial = b""
-            except FileNotFoundError:
-                sleep(poll)
-                continue
-        lines = fh.readlines(max_lines * 200)
-        if lines:
-            if partial:
-                lines[0] = partial + lines[0]
-                partial = b""
-            if not lines[-1].endswith(b"\n"):
-                partial = lines.pop()
-            if lines:
-                yield lines
-            continue
-        try:
-            st = os.stat(path)
-            rotated = st.st_ino != inode or st.st_size < fh.tell()
-        except FileNotFoundError:
-            rotated = False
-        if rotated:
-            fh.close()
-            fh = None
-            continue
-        sleep(poll)
-    if fh is not None:
-        fh.close()
+    for chunk in FileTailer(path, max_lines=max_lines).follow(stop, sleep, poll):
+        yield chunk.lines
+
+
+def stream_chunks(read: Callable[[int], bytes], max_lines: int = 5_000,
+                  read_bytes: int = 1 << 16) -> Iterator[list[bytes]]:
+    """Lines from a stream (standard input) as they arrive: ``read(n)`` returns what is there, ``b""`` at
+    the end. Each list holds the complete lines of one read (at most ``max_lines``); a last line without
+    a newline comes at the end.
+
+    >>> import io
+    >>> list(stream_chunks(io.BytesIO(b"a\\nb\\nc").read1, max_lines=1))
+    [[b'a'], [b'b'], [b'c']]
+    """
+    split = LineSplitter()
+    while True:
+        data = read(read_bytes)
+        if not data:
+            break
+        lines = split.feed(data)
+        for i in range(0, len(lines), max_lines):
+            yield lines[i:i + max_lines]
+    rest = split.flush()
+    if rest:
+        yield rest
 
 
 def paced(batches: Iterable[ParsedBatch], clock: Callable[[], float], sleep: Callable[[float], None],

@@ -260,10 +260,11 @@ def browser(w: World, rng: np.random.Generator, client: int) -> None:
 
 
 def nat_office(w: World, rng: np.random.Generator, client: int) -> None:
-    """An office behind one NAT address: 50 to 200 people, each a browser tab on one of the team's
-    channels, on the 10 to 40 browser builds the office runs; most are in all hour."""
+    """An office behind one NAT address: 20 to 200 people (small offices are commoner), each a browser
+    tab on one of the team's channels, on the 10 to 40 browser builds the office runs; most are in all
+    hour."""
     rnd = Rand(rng)
-    n_users = int(rng.integers(50, 201))
+    n_users = int(round(math.exp(rng.uniform(math.log(20), math.log(200)))))
     pool, weights = agents.office_pool(rng, int(rng.integers(10, 41)))
     team = w.svc.pick_channels(rng, int(rng.integers(6, 21)))
     team_w = 1.0 / np.arange(1, len(team) + 1) ** 0.7
@@ -326,7 +327,7 @@ def consumer(w: World, rng: np.random.Generator, client: int) -> None:
     ua = rec.ua(agents.LIBRARY_AGENTS[int(rng.integers(len(agents.LIBRARY_AGENTS)))])
     backoff = Backoff(0.25, 2.0, 5.0, 0.8)
     n_loops = int(rng.integers(1, 4))
-    budget = rnd.uniform(1.0, 3.0)  # messages per second it follows in all
+    budget = math.exp(rnd.uniform(math.log(0.3), math.log(3.0)))  # messages per second it follows in all
     groups: list[list[int]] = [[] for _ in range(n_loops)]
     total = 0.0
     for i, ch in enumerate(rng.permutation(svc.firehoses)):

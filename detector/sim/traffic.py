@@ -64,8 +64,8 @@ def _normal_mix(clients: int) -> list[tuple[str, int]]:
     if clients <= 0:
         return []
     fixed = {
-        "nat_office": max(1, round(clients * 0.0025)),
-        "consumer": max(1, round(clients * 0.0025)),
+        "nat_office": max(1, round(clients * 0.005)),
+        "consumer": max(1, round(clients * 0.005)),
         "health_checker": max(1, round(clients * 0.005)),
     }
     out, left = [], clients

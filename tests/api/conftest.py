@@ -53,18 +53,30 @@ class Running:
 
 
 @pytest.fixture
-def make_server(model_dir):
-    """Build a Service + app with settings overrides and serve it; yields (service, client, clock)."""
+def make_server(model_dir, tmp_path):
+    """Build a Service + app with settings overrides and serve it; yields (service, client, clock).
+
+    The store is a fresh SQLite file in ``tmp_path`` unless ``store`` is overridden."""
     running = []
 
     def make(now: float = 1_764_403_400.0, **overrides):
-        settings = load_settings(None, model=model_dir, **overrides)
+        overrides.setdefault("model", model_dir)
+        overrides.setdefault("store", {"path": str(tmp_path / f"store-{len(running)}.db")})
+        settings = load_settings(None, **overrides)
         service = Service.from_settings(settings)
         clock = Clock(now)
         r = Running(create_app(service, clock=clock), free_port()).__enter__()
+        r.service = service
         running.append(r)
         return service, httpx.Client(base_url=r.url, timeout=5), clock
 
     yield make
     for r in running:
         r.__exit__()
+        r.service.store.close()
+
+
+def key(service, role: str = "admin", name: str | None = None) -> dict:
+    """Headers carrying a fresh API key of ``role``."""
+    _, token = service.store.add_key(name or f"{role}-{len(service.store.keys())}", role, 0.0)
+    return {"X-Api-Key": token}

@@ -112,3 +112,41 @@ def test_clients_without_events_get_zero_counts():
     ev = ClientEvents.from_frame(frame, at=100.0, width=60.0, clients=np.array(["a", "zz"], dtype=object))
     np.testing.assert_allclose(f.requests_per_minute(ev), [1.0, 0.0])
     np.testing.assert_allclose(f.user_agents(ev), [1.0, 0.0])
+
+
+def test_busiest_agent_concurrency():
+    # client f: ua X holds two polls 40..100 (60 s each in the window), ua Y one 70..100 (30 s)
+    # per UA: X = 120 / 60 = 2.0, Y = 30 / 60 = 0.5 -> busiest 2.0; the per-UA mean is 2.5 / 2 = 1.25
+    frame = events([dict(client="f", start=40, end=100, ua="X"), dict(client="f", start=40, end=100, ua="X"),
+                    dict(client="f", start=70, end=100, ua="Y")])
+    ev = ClientEvents.from_frame(frame, at=100.0, width=60.0)
+    np.testing.assert_allclose(f.busiest_agent_concurrency(ev), [2.0])
+    np.testing.assert_allclose(f.concurrency_per_ua(ev), [1.25])
+
+
+def test_bytes_and_quick_requests_per_ua(ev):
+    # a: 300 bytes over 2 UAs in one minute -> 150; quick (< 1 s) requests: the 0.1 s 499 -> 1 / 2 UAs
+    # b: 0 bytes; quick: all four (0.05 s each) -> 4
+    np.testing.assert_allclose(f.bytes_per_ua_per_minute(ev), [150.0, 0.0])
+    np.testing.assert_allclose(f.quick_requests_per_ua_per_minute(ev), [0.5, 4.0])
+
+
+def test_population_failing_share_counts_every_client_in_the_window(ev):
+    # the window (40, 100] holds clients a and b (c ended at 39); b got 429s and a 503 -> 1 of 2 clients
+    np.testing.assert_allclose(f.population_failing_share(ev), [0.5, 0.5])
+    # asked about "a" only, the share still counts everyone active: a ok, b failing, d failing -> 2 / 3
+    only_a = ClientEvents.from_frame(events([
+        dict(client="a", start=40.0, end=65.0), dict(client="b", start=50.0, end=50.05, status=429),
+        dict(client="b", start=50.1, end=50.15, status=200), dict(client="d", start=60.0, end=60.1, status=503),
+        dict(client="c", start=10.0, end=39.0, status=503),
+    ]), at=100.0, width=60.0, clients=np.array(["a"], dtype=object))
+    np.testing.assert_allclose(f.population_failing_share(only_a), [2 / 3])
+
+
+def test_gaps_follow_each_user_agent_apart():
+    # two browsers behind one address, interleaved: X polls 0..10, 10.5..20; Y polls 5..15, 15.2..25
+    # by client alone the gaps would be 5-10 -> 0, 10.5-15 -> 0, ...; per UA they are 0.5 and 0.2
+    frame = events([dict(client="n", start=0, end=10, ua="X"), dict(client="n", start=10.5, end=20, ua="X"),
+                    dict(client="n", start=5, end=15, ua="Y"), dict(client="n", start=15.2, end=25, ua="Y")])
+    ev = ClientEvents.from_frame(frame, at=30.0, width=60.0)
+    np.testing.assert_allclose(f.median_gap_seconds(ev), [0.35])

@@ -50,6 +50,9 @@ def test_calibration_is_per_client(small_model):
     # per-client highest: a 0.9, b 0.2, c 0.3, d 0.4, e 0.5; the 0.75 quantile of those is 0.5
     thr = model.calibrate(scores, groups, throttle_fpr=0.25, block_fpr=0.0)
     assert thr.throttle == pytest.approx(0.5) and thr.block == pytest.approx(0.9)
+    # block at least throttle + margin x (throttle - median): 0.5 + 0.5 x (0.5 - 0.4) = 0.55 > 0.5
+    thr = model.calibrate(scores, groups, throttle_fpr=0.25, block_fpr=0.25)
+    assert thr.block == pytest.approx(0.55)
 
 
 def test_contamination_leaves_the_top_clients_out_of_calibration(small_model):
@@ -100,3 +103,28 @@ def test_schema_mismatch_is_refused(tmp_path, small_model):
 def test_not_an_artifact(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a model artifact"):
         load_artifact(tmp_path)
+
+
+def test_fit_model_leaves_incident_ticks_out_of_calibration(small_model):
+    from detector.pipeline import TrainingRows, fit_model
+    from detector.policy import PolicyConfig
+    from detector.records import IngestStats
+
+    stream = FeatureStream(tick=2.0, lateness=1.0)
+    frames = list(stream.push(poll_traffic(clients=40, seconds=300))) + list(stream.finish())
+    raw = np.vstack([f.raw for f in frames])
+    clients = np.concatenate([f.clients for f in frames])
+    at = np.concatenate([np.full(len(f), f.at) for f in frames])
+    loop = _loop_rows()  # a reconnect loop's rows, all during an "outage"
+    t_loop = np.full(len(loop), at.max() + 10)
+    rows = TrainingRows(
+        raw=np.vstack([raw, loop]), clients=np.r_[clients, ["6.6.6.6"] * len(loop)].astype(object),
+        groups=np.r_[np.char.add("0:", clients.astype(str)), ["0:6.6.6.6"] * len(loop)].astype(object),
+        at=np.r_[at, t_loop], failing=np.r_[np.zeros(len(at)), np.full(len(loop), 0.9)], stats=IngestStats())
+    params = dict(n_estimators=30, max_samples=256, throttle_fpr=0.0, block_fpr=0.0)
+    guarded = fit_model(rows, PolicyConfig(incident_share=0.3), **params)
+    unguarded = fit_model(rows, PolicyConfig(incident_share=1.0), **params)
+    # with throttle_fpr 0 the threshold is the highest training client: the loop only when not excluded
+    loop_max = guarded.score_samples(loop).max()
+    assert guarded.thresholds_.throttle < loop_max
+    assert unguarded.thresholds_.throttle == pytest.approx(unguarded.score_samples(loop).max())

@@ -32,9 +32,11 @@ def test_hysteresis_extends_while_near_the_threshold_and_then_lapses():
 
 
 def test_still_offending_after_escalate_after_is_blocked():
-    s = decide(None, 0.65, 0.0, THR, CFG)
-    assert decide(s, 0.65, 29.0, THR, CFG).action == "throttle"
-    b = decide(s, 0.65, 30.0, THR, CFG)
+    s = decide(None, 0.72, 0.0, THR, CFG)
+    assert decide(s, 0.72, 29.0, THR, CFG).action == "throttle"
+    # halfway from throttle (0.6) to block (0.8) is 0.7: 0.72 escalates, 0.65 (hovering) does not
+    assert decide(s, 0.65, 30.0, THR, CFG).action == "throttle"
+    b = decide(s, 0.72, 30.0, THR, CFG)
     assert (b.action, b.since, b.until, b.offences) == ("block", 30.0, 330.0, 1)
 
 
@@ -92,3 +94,17 @@ def test_quiet_clients_leave_no_state(score):
     p = Policy(THR, CFG)
     p.update(1.0, ["a"], [score])
     assert p.states == {}
+
+
+def test_nobody_is_blamed_while_everyone_is_failing():
+    cfg = PolicyConfig(throttle_ttl=100, incident_share=0.3, incident_grace=60)
+    p = Policy(THR, cfg)
+    assert p.update(0.0, ["a"], [0.7], failing_share=0.05) != []  # an ordinary moment: a is throttled
+    # an outage: 80 % of clients fail; b and c look anomalous, and a would escalate, but nobody is blamed
+    assert p.update(40.0, ["a", "b", "c"], [0.9, 0.9, 0.7], failing_share=0.8) == []
+    assert p.current("a", 41.0).action == "throttle" and p.current("b", 41.0) is None
+    # the surge back, within the grace: still nobody
+    assert p.update(90.0, ["b"], [0.9], failing_share=0.0) == []
+    # after the grace, the same score counts again
+    [v] = p.update(101.0, ["b"], [0.9], failing_share=0.0)
+    assert (v.client, v.action) == ("b", "block")
