@@ -200,12 +200,13 @@ def _print_changes(changes) -> None:
 
 
 def _demo_feed(ingestion, args) -> None:
-    """Simulated traffic played back on the wall clock: the past 10 minutes at once, then live."""
+    """Simulated traffic played back on the wall clock: the past 20 minutes at once (so most attacks
+    are already under way), then live."""
     from detector.ingest.sources import paced, read_batches
     from detector.sim import simulate
 
     folder = Path(tempfile.mkdtemp(prefix="detector-demo-"))
-    start = time.time() - 600
+    start = time.time() - 1200
     summary = simulate(folder, minutes=args.demo_minutes, seed=args.seed, clients=args.demo_clients,
                        attackers=max(7, args.demo_clients // 50), start=start)
     _say(f"demo: simulated {summary.lines} lines in {folder} (labels: {folder / 'labels.csv'})")
