@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
@@ -51,11 +51,21 @@ class AllowlistedError(ValueError):
 
 @dataclass(frozen=True)
 class Observation:
-    """A client's most recent score and raw feature values, at event time ``at``."""
+    """A client's most recent score and raw feature values, at event time ``at``.
+
+    ``names`` is the tick's shared tuple of feature names, so recording a tick builds one small
+    tuple of values per client, not one pair per feature.
+    """
 
     at: float
     score: float
-    features: tuple[tuple[str, float], ...]
+    values: tuple[float, ...]
+    names: tuple[str, ...]
+
+    @property
+    def features(self) -> Iterator[tuple[str, float]]:
+        """(name, raw value) pairs."""
+        return zip(self.names, self.values)
 
 
 class Store:
@@ -149,7 +159,7 @@ class Store:
         """Remember the latest score and features of each scored client."""
         obs = self._observations
         for client, score, row in zip(clients, scores.tolist(), raw.tolist()):
-            obs[client] = Observation(at, score, tuple(zip(names, row)))
+            obs[client] = Observation(at, score, tuple(row), names)
 
     def apply(self, verdicts: Iterable[Verdict]) -> None:
         """Turn verdict changes into model decisions: throttle / block start one, allow lifts it."""
