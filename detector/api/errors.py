@@ -36,9 +36,12 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, ApiError)
         return JSONResponse({"message": exc.message}, status_code=exc.status)
 
-    async def method_not_allowed(request: Request, exc: Exception):
-        """405 with an ``Allow`` naming every method of the path (each method is its own route here)."""
+    async def http_error(request: Request, exc: Exception):
+        """A body that is not JSON answers 400 in the documented ``{"message": ...}`` shape; 405 names
+        every method of the path in ``Allow`` (each method is its own route here)."""
         assert isinstance(exc, HTTPException)
+        if exc.status_code == 400:
+            return JSONResponse({"message": str(exc.detail)}, status_code=400)
         if exc.status_code != 405:
             return await http_exception_handler(request, exc)
         path = request.url.path
@@ -47,4 +50,4 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)})
 
     app.add_exception_handler(ApiError, handle)
-    app.add_exception_handler(HTTPException, method_not_allowed)
+    app.add_exception_handler(HTTPException, http_error)

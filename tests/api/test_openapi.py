@@ -58,3 +58,13 @@ LENIENT = [checks.positive_data_acceptance, checks.negative_data_rejection, chec
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
 def test_fuzz_finds_no_server_errors(case, fuzzed):
     case.call_and_validate(headers={"X-Api-Key": fuzzed[1]}, excluded_checks=LENIENT)
+
+
+def test_a_body_that_is_not_json_gets_a_documented_400(fuzzed):
+    from starlette.testclient import TestClient
+
+    app, token = fuzzed
+    r = TestClient(app).post("/v1/admin/decisions", content=b"\xd85\xa0", headers={
+        "X-Api-Key": token, "Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert r.json() == {"message": "There was an error parsing the body"}
