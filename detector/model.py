@@ -78,14 +78,19 @@ class AnomalyModel(BaseEstimator):
         self.block_margin = block_margin
 
     # -- the transform the artifact owns ------------------------------------------------------
-    def _transform(self, raw: np.ndarray) -> np.ndarray:
+    def _logs(self, raw: np.ndarray) -> np.ndarray:
         x = np.asarray(raw, dtype=np.float64).copy()
-        logs = self.log_mask_
-        x[:, logs] = np.log1p(np.clip(x[:, logs], 0.0, None))
+        x[:, self.log_mask_] = np.log1p(np.clip(x[:, self.log_mask_], 0.0, None))
+        return x
+
+    def _impute(self, x: np.ndarray) -> np.ndarray:
         nan = np.isnan(x)
         if nan.any():
             x[nan] = np.take(self.impute_, np.nonzero(nan)[1])
         return x
+
+    def _transform(self, raw: np.ndarray) -> np.ndarray:
+        return self._impute(self._logs(raw))
 
     def fit(self, X: np.ndarray, y=None, groups: np.ndarray | None = None,
             exclude: np.ndarray | None = None) -> AnomalyModel:
@@ -102,13 +107,12 @@ class AnomalyModel(BaseEstimator):
         self.feature_names_in_ = np.array([s.name for s in self.specs], dtype=object)
         self.n_features_in_ = X.shape[1]
         self.log_mask_ = np.array([s.log for s in self.specs], dtype=bool)
-        tx = X.copy()
-        tx[:, self.log_mask_] = np.log1p(np.clip(tx[:, self.log_mask_], 0.0, None))
+        x = self._logs(X)
         with warnings.catch_warnings():  # a column a format never fills (hold time in combined logs)
             warnings.simplefilter("ignore", RuntimeWarning)
-            self.impute_ = np.nan_to_num(np.nanmedian(tx, axis=0), nan=0.0)
+            self.impute_ = np.nan_to_num(np.nanmedian(x, axis=0), nan=0.0)
             reference = np.nanpercentile(X, [5, 50, 95], axis=0)
-        x = self._transform(X)
+        x = self._impute(x)
         rng = np.random.default_rng(self.random_state)
         fit_rows = x if len(x) <= self.max_rows else x[rng.choice(len(x), self.max_rows, replace=False)]
         self.forest_ = IsolationForest(

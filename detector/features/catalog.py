@@ -17,7 +17,7 @@ from detector.features.view import ClientEvents
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One model input: ``fn`` over a window of ``window`` seconds, then optionally ``log1p``."""
+    """One model input: ``fn`` over a window of ``window`` seconds; ``log`` asks the model to ``log1p`` it."""
 
     name: str
     window: float
@@ -26,9 +26,6 @@ class FeatureSpec:
     unit: str = ""
     log: bool = True
     context: bool = False  # describes everyone at this moment, so never named as a client's reason
-
-    def transform(self, raw: np.ndarray) -> np.ndarray:
-        return np.log1p(np.clip(raw, 0.0, None)) if self.log else raw
 
 
 FEATURES: tuple[FeatureSpec, ...] = (
@@ -75,7 +72,3 @@ def compute_raw(views: dict[float, ClientEvents], specs: tuple[FeatureSpec, ...]
     """Raw (untransformed) feature matrix, one row per client of the views, one column per spec."""
     return np.column_stack([spec.fn(views[spec.window]) for spec in specs]) if specs else np.empty((0, 0))
 
-
-def transform(raw: np.ndarray, specs: tuple[FeatureSpec, ...] = FEATURES) -> np.ndarray:
-    """Apply each spec's transform column by column (the model sees transformed values)."""
-    return np.column_stack([spec.transform(raw[:, i]) for i, spec in enumerate(specs)])
