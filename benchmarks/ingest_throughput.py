@@ -51,7 +51,8 @@ def main() -> None:
     cfg = load_settings(None).features  # the defaults detector serve runs with
 
     def features(batches):
-        stream = FeatureStream(tick=cfg.tick, lateness=cfg.lateness, max_clients=cfg.max_clients)
+        stream = FeatureStream(tick=cfg.tick, lateness=cfg.lateness, max_clients=cfg.max_clients,
+                               prefix_clients=cfg.prefix_clients)
         rows = 0
         for b in batches:
             rows += sum(len(f) for f in stream.push(b.events))

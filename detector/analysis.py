@@ -101,7 +101,8 @@ def rows_for(paths: Sequence[str | Path], fmt: str = "auto", settings=None,
     if settings is None:
         return training_rows(paths, fmt, progress=progress)
     def stream() -> FeatureStream:
-        return FeatureStream(tick=settings.features.tick, lateness=settings.features.lateness)
+        return FeatureStream(tick=settings.features.tick, lateness=settings.features.lateness,
+                             prefix_clients=settings.features.prefix_clients)
 
     return training_rows(paths, fmt, stream=stream, mapping=settings.ingest.mapping(),
                          key=settings.ingest.client_key(), progress=progress)

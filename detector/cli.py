@@ -63,7 +63,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     rows = training_rows(args.logs, args.format or settings.ingest.format, mapping=settings.ingest.mapping(),
                          key=settings.ingest.client_key(),
-                         stream=lambda: FeatureStream(tick=settings.features.tick, lateness=settings.features.lateness),
+                         stream=lambda: FeatureStream(tick=settings.features.tick, lateness=settings.features.lateness,
+                                                   prefix_clients=settings.features.prefix_clients),
                          progress=stderr_progress("reading"))
     st = rows.stats
     _say(f"read {st.read} lines: {st.parsed} parsed, {st.rejected} rejected {st.malformed or ''}; "
@@ -98,7 +99,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from detector.features.stream import FeatureStream
 
     pipeline = Pipeline(model, card["version"], settings.policy.to_config(),
-                        stream=FeatureStream(tick=settings.features.tick, lateness=settings.features.lateness))
+                        stream=FeatureStream(tick=settings.features.tick, lateness=settings.features.lateness,
+                                             prefix_clients=settings.features.prefix_clients))
     t0 = time.monotonic()
     n = 0
     out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")

@@ -82,6 +82,8 @@ class FeatureSettings(_Section):
                               "close on the wall clock (0: only new lines close ticks)")
     max_clients: int = Field(100_000, ge=1, le=100_000_000, description="clients tracked at most; beyond it new "
                              "clients are counted, not tracked (a spoofed-address flood)")
+    prefix_clients: int = Field(2, ge=0, le=65536, description="an IPv4 /24 or IPv6 /64 with this many active "
+                                "addresses is also scored as one client, its verdicts covering the prefix (0: never)")
 
 
 class PolicySettings(_Section):
@@ -96,6 +98,12 @@ class PolicySettings(_Section):
     incident_share: float = Field(0.3, gt=0, le=1, description="share of active clients failing at once "
                                   "that marks an incident, during which nobody is blamed")
     incident_grace: float = Field(60.0, ge=0, description="seconds after an incident still blamed on nobody")
+    confirm_within: float = Field(30.0, ge=0, le=3600, description="a verdict needs two scores over the "
+                                  "threshold at most this many seconds apart (0: one score is enough); models are "
+                                  "calibrated for the value they were trained with")
+    shared_agents: int = Field(8, ge=0, description="an address with this many user agents in a minute is taken "
+                               "for a shared one (office NAT, carrier gateway): throttled at most, never blocked "
+                               "(0: off)")
 
     @field_validator("allowlist")
     @classmethod
@@ -106,7 +114,8 @@ class PolicySettings(_Section):
     def to_config(self) -> PolicyConfig:
         return PolicyConfig(self.throttle_ttl, self.block_ttl, self.max_ttl, self.escalate_after, self.hysteresis,
                             self.forget_after, self.shadow, parse_networks(self.allowlist),
-                            self.incident_share, self.incident_grace)
+                            self.incident_share, self.incident_grace, self.confirm_within,
+                            self.shared_agents)
 
 
 class ApiSettings(_Section):

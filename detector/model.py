@@ -17,9 +17,9 @@ import json
 import platform
 import re
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import joblib
 import numpy as np
@@ -60,12 +60,16 @@ class AnomalyModel(BaseEstimator):
         a block needs more than the most unusual training client: the block threshold is at least the
         throttle threshold plus ``block_margin`` times its distance from the median client's highest
         score, because the extreme quantile of a few thousand training clients is their maximum.
+    tail_share:
+        thresholds are read off an exponential fit to this top share of the training clients' scores
+        (``tail_quantile``), not off the one or two clients the raw quantile would pick; 0 uses the raw
+        quantile.
     """
 
     def __init__(self, n_estimators: int = 300, max_samples: int = 4096, max_rows: int = 200_000,
                  random_state: int = 0, throttle_fpr: float = 1e-3, block_fpr: float = 1e-4,
                  contamination: float = 0.0, specs: Sequence[FeatureSpec] = FEATURES, max_features: float = 1.0,
-                 block_margin: float = 0.5):
+                 block_margin: float = 0.5, tail_share: float = 0.01):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.max_features = max_features
@@ -76,6 +80,7 @@ class AnomalyModel(BaseEstimator):
         self.contamination = contamination
         self.specs = specs
         self.block_margin = block_margin
+        self.tail_share = tail_share
 
     # -- the transform the artifact owns ------------------------------------------------------
     def _logs(self, raw: np.ndarray) -> np.ndarray:
@@ -93,11 +98,14 @@ class AnomalyModel(BaseEstimator):
         return self._impute(self._logs(raw))
 
     def fit(self, X: np.ndarray, y=None, groups: np.ndarray | None = None,
-            exclude: np.ndarray | None = None) -> AnomalyModel:
+            exclude: np.ndarray | None = None,
+            judged: Callable[[np.ndarray], np.ndarray] | None = None) -> AnomalyModel:
         """Fit on raw feature rows; ``groups`` (the client of each row) makes calibration per client.
 
         Rows flagged in ``exclude`` (ticks the policy never blames, such as an outage) shape the forest
-        but not the thresholds.
+        but not the thresholds. ``judged`` maps the rows' scores to the scores the policy acts on (its
+        confirmation rule, ``detector.policy.confirmed_scores``), so that the thresholds are calibrated on
+        what will be judged.
         """
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(self.specs):
@@ -126,7 +134,11 @@ class AnomalyModel(BaseEstimator):
         self.center_ = np.median(x, axis=0)
         scores = self.score_samples(X)
         keep = np.ones(len(X), dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
-        self.thresholds_ = self.calibrate(scores[keep], None if groups is None else np.asarray(groups)[keep])
+        acted_on = scores if judged is None else np.maximum(judged(scores), 0.0)
+        grouped = None if groups is None else np.asarray(groups)
+        self.thresholds_ = self.calibrate(acted_on[keep], None if grouped is None else grouped[keep])
+        self.thresholds_ = replace(self.thresholds_, incident=self.calibrate_incident(
+            acted_on[~keep], None if grouped is None else grouped[~keep]))
         self.training_ = {
             "rows": int(len(X)), "fit_rows": int(len(fit_rows)),
             "clients": int(len(np.unique(groups))) if groups is not None else None,
@@ -162,10 +174,24 @@ class AnomalyModel(BaseEstimator):
         per_client = np.sort(per_client)
         if self.contamination > 0:
             per_client = per_client[: max(1, int(round(len(per_client) * (1 - self.contamination))))]
-        throttle = float(np.quantile(per_client, 1 - throttle_fpr))
+        throttle = tail_quantile(per_client, throttle_fpr, self.tail_share)
         spread = max(throttle - float(np.median(per_client)), 0.0)
-        block = max(float(np.quantile(per_client, 1 - block_fpr)), throttle + self.block_margin * spread)
+        block = max(tail_quantile(per_client, block_fpr, self.tail_share), throttle + self.block_margin * spread)
         return Thresholds(throttle=throttle, block=block, throttle_fpr=throttle_fpr, block_fpr=block_fpr)
+
+    def calibrate_incident(self, scores: np.ndarray, groups: np.ndarray | None = None,
+                           min_clients: int = 200) -> float | None:
+        """The throttle threshold for incident ticks, from the training clients' scores during incidents
+        (an outage: everyone retries at once): the ``throttle_fpr`` tail of their highest scores then, and
+        never below the ordinary throttle threshold. ``None`` (no new verdicts during incidents) when the
+        training logs hold fewer than ``min_clients`` clients in incidents."""
+        if len(scores) == 0:
+            return None
+        per_client = (pd.Series(scores).groupby(np.asarray(groups)).max().to_numpy()
+                      if groups is not None else np.asarray(scores))
+        if len(per_client) < min_clients:
+            return None
+        return max(tail_quantile(per_client, self.throttle_fpr, self.tail_share), self.thresholds_.throttle)
 
     def explain(self, raw: np.ndarray, top: int = 3) -> list[tuple[str, str]]:
         """The ``top`` features that lie furthest outside the training day, as (name, plain words)."""
@@ -183,6 +209,29 @@ class AnomalyModel(BaseEstimator):
             out.append((spec.name, f"{spec.label} {_fmt(raw[i])}{spec.unit} "
                                    f"(normal {_fmt(lo)}–{_fmt(hi)}{spec.unit})"))
         return out
+
+
+def tail_quantile(values: np.ndarray, p: float, tail_share: float = 0.01, min_tail: int = 10) -> float:
+    """The value exceeded by a share ``p`` of ``values``, read off an exponential fit to their upper tail.
+
+    The raw ``1 - p`` quantile of a few thousand clients is one of the top few of them and moves a lot
+    with the forest's random seed; peaks over a threshold use the whole top ``tail_share``: with ``u``
+    the value ``k`` clients exceed and ``beta`` their mean excess over it, the quantile is
+    ``u + beta * ln(k / (n p))``. Where the tail is smaller than ``min_tail`` clients, or ``p`` is not
+    beyond it, the empirical quantile is used.
+
+    >>> v = np.arange(1, 1001, dtype=float)  # top 1 %: 991..1000 over u = 990, mean excess 5.5
+    >>> round(tail_quantile(v, 0.001), 2), round(tail_quantile(v, 0.5), 1)  # 990 + 5.5 * ln(10)
+    (1002.66, 500.5)
+    """
+    values = np.sort(np.asarray(values, dtype=np.float64))
+    n = len(values)
+    k = int(np.ceil(tail_share * n))
+    if tail_share <= 0 or k < min_tail or k >= n or p * n >= k:
+        return float(np.quantile(values, 1 - p))
+    u = values[n - k - 1]
+    beta = float(np.mean(values[n - k:] - u))
+    return float(u + beta * np.log(k / (n * p)))
 
 
 def _fmt(v: float) -> str:

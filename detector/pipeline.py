@@ -18,9 +18,12 @@ from detector.features.stream import FeatureFrame, FeatureStream
 from detector.ingest.formats import ClientKey, JsonlMapping
 from detector.ingest.sources import read_batches
 from detector.model import AnomalyModel
-from detector.policy import Policy, PolicyConfig, incident_mask
+from detector.policy import Policy, PolicyConfig, confirmed_scores, incident_mask
 from detector.records import IngestStats, Thresholds, Verdict
 from detector.store.core import Store
+
+
+AGENTS = "user_agents_60s"  # the feature the policy reads to tell a shared address (PolicyConfig.shared_agents)
 
 
 @dataclass
@@ -66,7 +69,8 @@ class Pipeline:
         def reasons(i: int) -> tuple[str, ...]:
             return tuple(text for _name, text in self.model.explain(frame.raw[i], self.explain_top))
 
-        changes = self.policy.update(frame.at, frame.clients, scores, reasons, frame.failing_share)
+        agents = frame.raw[:, frame.names.index(AGENTS)] if AGENTS in frame.names else None
+        changes = self.policy.update(frame.at, frame.clients, scores, reasons, frame.failing_share, agents)
         if self.store is not None:
             self.store.observe(frame.at, frame.clients, scores, frame.raw, frame.names)
             self.store.apply(changes)
@@ -136,9 +140,9 @@ def training_rows(paths: Iterable[str | Path], fmt: str = "auto", *, stream: Cal
 def fit_model(rows: TrainingRows, policy: PolicyConfig | None = None, **params) -> AnomalyModel:
     """Fit an ``AnomalyModel`` on training rows the way the service will judge them.
 
-    Thresholds are calibrated per training client (``rows.groups``), leaving out the ticks the
-    policy never blames anyone for (incidents, see ``detector.policy.incident_mask``), each log on
-    its own clock. ``params`` go to ``AnomalyModel``.
+    Thresholds are calibrated per training client (``rows.groups``) on the scores the policy acts on
+    (confirmed over two ticks, ``detector.policy.confirmed_scores``), leaving out the ticks the policy
+    never blames anyone for (incidents, see ``detector.policy.incident_mask``), each log on its own clock. ``params`` go to ``AnomalyModel``.
     """
     policy = policy or PolicyConfig()
     logs = np.array([g.split(":", 1)[0] for g in rows.groups]) if len(rows.groups) else np.empty(0, dtype=str)
@@ -146,4 +150,7 @@ def fit_model(rows: TrainingRows, policy: PolicyConfig | None = None, **params) 
     for log in np.unique(logs):
         mine = logs == log
         exclude[mine] = incident_mask(rows.failing[mine], rows.at[mine], policy)
-    return AnomalyModel(**params).fit(rows.raw, groups=rows.groups, exclude=exclude)
+    def judged(scores: np.ndarray) -> np.ndarray:
+        return confirmed_scores(scores, rows.groups, rows.at, policy.confirm_within)
+
+    return AnomalyModel(**params).fit(rows.raw, groups=rows.groups, exclude=exclude, judged=judged)

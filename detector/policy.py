@@ -13,10 +13,19 @@ state, its score, the thresholds and the config:
   ``forget_after`` seconds of good behaviour;
 * allowlisted clients are always allowed; in shadow mode verdicts are marked ``simulated`` (the
   gateway-facing answer then allows);
+* confirmation: a client is judged on the lower of its last two scores, when they came within
+  ``confirm_within`` seconds of each other (``confirmed_scores``), so one odd tick (a phone that dropped
+  two polls while changing networks) is not enough; a client that keeps it up is caught one tick later.
+  The model's thresholds are calibrated on the same confirmed scores;
+* shared addresses: a client showing ``shared_agents`` or more distinct user agents in the last minute
+  is taken for many people behind one address (an office NAT, a carrier gateway): it can be throttled,
+  never blocked, since a block would lock them all out;
 * population awareness: while a large share of all clients is failing at once (``incident_share``
   of the active clients got 5xx/429: an outage, a bad deploy) and for ``incident_grace`` seconds after
-  (everyone reconnects at once), nobody gets a new or harsher verdict for it; verdicts already in
-  force keep their course.
+  (everyone reconnects at once), clients are compared with how normal clients behave in incidents: a
+  new verdict needs the incident threshold (calibrated on the training day's incidents; without one,
+  nobody gets a new verdict) and is a throttle, never a block, and a prefix is not newly judged whole
+  (its summed retries are many clients' retries); verdicts in force keep their course.
 
 ``Policy`` holds the per-client states and an expiry queue so that lapsed verdicts turn back into
 ``allow`` changes at their ``until`` time.
@@ -30,7 +39,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from detector.ingest.identity import Network, in_networks
+from detector.ingest.identity import Network, in_networks, overlaps_networks
 from detector.records import Action, Thresholds, Verdict
 
 
@@ -46,6 +55,8 @@ class PolicyConfig:
     allowlist: tuple[Network, ...] = ()
     incident_share: float = 0.3
     incident_grace: float = 60.0
+    confirm_within: float = 30.0  # 0: act on a single tick's score
+    shared_agents: int = 8  # this many user agents on one address: shared, throttled at most (0: off)
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,28 @@ def incident_mask(failing_share: np.ndarray, at: np.ndarray, cfg: PolicyConfig) 
     return since <= cfg.incident_grace
 
 
+def confirmed_scores(scores: np.ndarray, clients: np.ndarray, at: np.ndarray, within: float) -> np.ndarray:
+    """The score the policy acts on for each row: the lower of the row's score and the same client's
+    previous score, if that came at most ``within`` seconds earlier (else -inf: nothing to confirm).
+    ``within`` 0 returns the scores unchanged. Rows may come in any order.
+
+    >>> confirmed_scores(np.array([0.9, 0.8, 0.3, 0.95]), np.array(["a", "a", "b", "a"]),
+    ...                  np.array([0.0, 2.0, 2.0, 60.0]), 30.0).tolist()
+    [-inf, 0.8, -inf, -inf]
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if within <= 0 or len(scores) == 0:
+        return scores.copy()
+    order = np.lexsort((np.asarray(at, dtype=np.float64), np.asarray(clients)))
+    s, t, c = scores[order], np.asarray(at, dtype=np.float64)[order], np.asarray(clients)[order]
+    out = np.full(len(s), -np.inf)
+    same = (c[1:] == c[:-1]) & (t[1:] - t[:-1] <= within)
+    out[1:][same] = np.minimum(s[1:], s[:-1])[same]
+    result = np.empty(len(s))
+    result[order] = out
+    return result
+
+
 def ttl_for(action: Action, offences: int, cfg: PolicyConfig) -> float:
     """TTL of the ``offences``-th verdict (1-based): the base TTL doubled per earlier offence, capped.
 
@@ -93,16 +126,16 @@ def ttl_for(action: Action, offences: int, cfg: PolicyConfig) -> float:
 
 
 def decide(prev: ClientState | None, score: float, at: float, thr: Thresholds, cfg: PolicyConfig,
-           reasons: tuple[str, ...] = (), incident: bool = False) -> ClientState | None:
+           reasons: tuple[str, ...] = (), incident: bool = False, shared: bool = False) -> ClientState | None:
     """The client's state after scoring ``score`` at event time ``at`` (``None``: nothing to remember).
 
     During an ``incident`` (see the module docstring) verdicts in force may be extended, never
-    started or made harsher.
+    started or made harsher; a ``shared`` address is throttled at most.
     """
     if prev is not None and prev.active(at):
         escalate = (prev.action == "throttle" and at - prev.since >= cfg.escalate_after
                     and score >= (thr.throttle + thr.block) / 2)
-        if not incident and (score >= thr.block or escalate):
+        if not incident and not shared and (score >= thr.block or escalate):
             if prev.action == "block":
                 return replace(prev, until=max(prev.until, at + ttl_for("block", prev.offences, cfg)))
             return replace(prev, action="block", since=at, until=at + ttl_for("block", prev.offences, cfg),
@@ -113,8 +146,10 @@ def decide(prev: ClientState | None, score: float, at: float, thr: Thresholds, c
     offences = 0 if prev is None or at - prev.until > cfg.forget_after else prev.offences
     action: Action
     if incident:
-        return prev
-    if score >= thr.block:
+        if thr.incident is None or score < thr.incident:
+            return prev
+        action = "throttle"
+    elif score >= thr.block and not shared:
         action = "block"
     elif score >= thr.throttle:
         action = "throttle"
@@ -136,6 +171,7 @@ class Policy:
 
     def __post_init__(self) -> None:
         self.states: dict[str, ClientState] = {}
+        self._recent: dict[str, tuple[float, float]] = {}  # (at, score) of a client's last tick near the thresholds
         self._expiry: list[tuple[float, str]] = []
         self.incident_until = -float("inf")
 
@@ -152,24 +188,38 @@ class Policy:
         return out
 
     def update(self, at: float, clients: Sequence[str], scores: Sequence[float],
-               reasons: Callable[[int], tuple[str, ...]] = lambda i: (), failing_share: float = 0.0) -> list[Verdict]:
+               reasons: Callable[[int], tuple[str, ...]] = lambda i: (), failing_share: float = 0.0,
+               agents: Sequence[float] | None = None) -> list[Verdict]:
         """Apply one tick: expire what lapsed, then decide each scored client; return the changes.
 
-        ``failing_share`` is the share of all active clients that got 5xx/429 at this tick.
+        ``failing_share`` is the share of all active clients that got 5xx/429 at this tick; ``agents``
+        each client's distinct user agents in the last minute (for ``shared_agents``).
         """
         changes = self.expire(at)
         if failing_share >= self.config.incident_share:
             self.incident_until = at + self.config.incident_grace
         incident = at <= self.incident_until
         lowest = self.thresholds.throttle - self.config.hysteresis
+        within, recent = self.config.confirm_within, self._recent
         for i, (client, score) in enumerate(zip(clients, scores)):
             prev = self.states.get(client)
+            last = recent.pop(client, None) if within > 0 else None
+            if score >= lowest and within > 0:
+                recent[client] = (at, float(score))
             if prev is None and score < lowest:
                 continue  # the common case: an unknown, ordinary client
-            if self.config.allowlist and in_networks(client, self.config.allowlist):
-                continue
+            if self.config.allowlist and (overlaps_networks(client, self.config.allowlist) if "/" in client
+                                          else in_networks(client, self.config.allowlist)):
+                continue  # a prefix holding an allowlisted address is never judged whole either
+            if within > 0:  # the lower of this and the last score (confirmed_scores)
+                score = min(score, last[1]) if last is not None and at - last[0] <= within else -np.inf
+                if prev is None and score < lowest:
+                    continue
             why = reasons(i) if score >= lowest else ()
-            new = decide(prev, float(score), at, self.thresholds, self.config, why, incident)
+            shared = agents is not None and 0 < self.config.shared_agents <= agents[i]
+            if incident and prev is None and "/" in client:
+                continue  # a prefix's summed retries in an outage are many clients' retries: not judged whole then
+            new = decide(prev, float(score), at, self.thresholds, self.config, why, incident, shared)
             if new is None:
                 self.states.pop(client, None)
                 continue
@@ -197,5 +247,8 @@ class Policy:
                  and older_than - s.until > self.config.forget_after]
         for c in stale:
             del self.states[c]
+        gone = [c for c, (t, _s) in self._recent.items() if older_than - t > self.config.confirm_within]
+        for c in gone:
+            del self._recent[c]
         return len(stale)
 

@@ -56,6 +56,7 @@ class Thresholds:
     block: float
     throttle_fpr: float = 1e-3
     block_fpr: float = 1e-4
+    incident: float | None = None  # throttle threshold while an incident is on (None: no new verdicts then)
 
 
 @dataclass(frozen=True, slots=True)

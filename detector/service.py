@@ -142,7 +142,8 @@ class Service:
         features = self.settings.features
         self.pipeline = ServicePipeline(
             self.model, self.version, self.settings.policy.to_config(), store=self.store,
-            stream=FeatureStream(tick=features.tick, lateness=features.lateness, max_clients=features.max_clients),
+            stream=FeatureStream(tick=features.tick, lateness=features.lateness, max_clients=features.max_clients,
+                                 prefix_clients=features.prefix_clients),
             max_observations=self.settings.store.max_observations,
         )
         self.stats = IngestStats()

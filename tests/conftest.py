@@ -42,14 +42,15 @@ def nginx_line(client: str, end: float, duration: float, status: int = 200, uri:
 
 
 def poll_traffic(clients: int = 120, seconds: float = 600.0, t0: float = 1_764_403_200.0, seed: int = 0) -> pd.DataFrame:
-    """Ordinary long-poll clients: 1–25 s holds, re-poll 0.05–1 s later, a handful of user agents."""
+    """Ordinary long-poll clients, each in its own /24: 1–25 s holds, re-poll 0.05–1 s later, a handful of user
+    agents."""
     rng = np.random.default_rng(seed)
     rows = []
     for c in range(clients):
         t = t0 + rng.uniform(0, 30)
         while t < t0 + seconds:
             d = float(rng.uniform(1, 25))
-            rows.append(dict(client=f"10.1.{c // 200}.{c % 200}", start=t, end=t + d, status=204 if d > 20 else 200,
+            rows.append(dict(client=f"10.1.{c}.7", start=t, end=t + d, status=204 if d > 20 else 200,
                              ua=f"Mozilla/5.0 v{c % 7}", bytes=0 if d > 20 else 400))
             t += d + float(rng.uniform(0.05, 1.0))
     return events(rows).sort_values("end", ignore_index=True)

@@ -17,9 +17,9 @@ import pandas as pd
 
 COLUMNS = ("client", "label", "class", "population", "attack_start", "attack_end", "active_in_outage")
 LABELS = ("normal", "abusive")
-NORMAL_CLASSES = ("browser", "mobile", "consumer", "nat_office", "health_checker")
+NORMAL_CLASSES = ("browser", "mobile", "consumer", "nat_office", "health_checker", "fleet")
 ATTACK_CLASSES = ("reconnect_loop", "parallel_flood", "retry_storm", "cursor_replay", "scraper",
-                  "credential_stuffing", "scanner")
+                  "credential_stuffing", "scanner", "distributed_flood")
 NAT_OFFICE = "nat_office"
 CONSUMER = "consumer"
 META_FILE = "meta.json"

@@ -25,7 +25,7 @@ import pandas as pd
 from detector.evaluate import metrics as m
 from detector.evaluate.baseline import BaselineResult, RequestTimes, best_limit
 from detector.evaluate.labels import Labels
-from detector.evaluate.verdicts import first_flag_from, per_client
+from detector.evaluate.verdicts import expand_range_scores, expand_ranges, first_flag_from, per_client
 
 SCORES_FROM_VERDICTS = ("max score over each client's verdict lines; clients without a line score 0, as the "
                         "verdicts file only holds clients the policy acted on")
@@ -51,7 +51,8 @@ def evaluate(labels: Labels, verdicts: pd.DataFrame, *, scores: pd.Series | None
     """Measure ``verdicts`` against ``labels``; ``scores`` per client replace the verdict-line maxima."""
     table = labels.frame.copy()
     table["abusive"] = table["label"] == "abusive"
-    seen = per_client(verdicts)
+    per_address = expand_ranges(verdicts, table.index)  # a verdict on a /24 counts for each address in it
+    seen = per_client(per_address)
     table = table.join(seen, how="left")
     table["flagged"] = table["flagged"].fillna(False).astype(bool)
     table["blocked"] = table["blocked"].fillna(False).astype(bool)
@@ -59,9 +60,9 @@ def evaluate(labels: Labels, verdicts: pd.DataFrame, *, scores: pd.Series | None
     if scores is None:
         table["score"] = table["verdict_score"].fillna(0.0)
     else:
-        table["score"] = scores.reindex(table.index).astype(float).fillna(0.0)
+        table["score"] = expand_range_scores(scores, table.index).reindex(table.index).astype(float).fillna(0.0)
     table = table.drop(columns="verdict_score")
-    table["first_flag_in_attack"] = first_flag_from(verdicts, table["attack_start"]).reindex(table.index)
+    table["first_flag_in_attack"] = first_flag_from(per_address, table["attack_start"]).reindex(table.index)
     table["ttd"] = table["first_flag_in_attack"] - table["attack_start"]
     table["flagged_before_attack"] = table["abusive"] & (table["first_flag"] < table["attack_start"])
 

@@ -1,11 +1,14 @@
 """Verdict-change lines (``detector replay`` output, DESIGN.md) as a table, and what they say per client.
 
 A client is *flagged* if any of its lines is ``throttle`` or ``block``. A verdict holds from its ``at``
-until its ``until`` or the client's next line, whichever comes first.
+until its ``until`` or the client's next line, whichever comes first. A verdict on a network (``"a.b.c.0/24"``,
+a prefix scored whole) applies to every labelled address inside it (``expand_ranges``): a block of a
+carrier's pool counts against each phone in it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from pathlib import Path
 from typing import Iterable
@@ -116,3 +119,55 @@ def spans(verdicts: pd.DataFrame, end: float) -> pd.DataFrame:
     out = pd.DataFrame({"client": verdicts["client"], "verdict": verdicts["verdict"], "start": verdicts["at"],
                         "stop": stop})
     return out[out["verdict"].isin(FLAGS)].reset_index(drop=True)
+
+
+def expand_ranges(verdicts: pd.DataFrame, clients: Iterable[str]) -> pd.DataFrame:
+    """Verdict lines on networks repeated for each of ``clients`` inside them (and kept for the network).
+
+    >>> v = verdict_frame([{"client": "203.0.113.0/24", "verdict": "block", "at": 5.0, "until": 9.0}])
+    >>> expand_ranges(v, ["203.0.113.7", "198.51.100.1", "203.0.113.9"])["client"].tolist()
+    ['203.0.113.0/24', '203.0.113.7', '203.0.113.9']
+    """
+    members = _members(verdicts["client"].unique(), clients)
+    if not members:
+        return verdicts
+    parts = [verdicts]
+    for text, inside in members.items():
+        rows = verdicts[verdicts["client"] == text]
+        parts.extend(rows.assign(client=c) for c in inside)
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["client", "at"], kind="stable", ignore_index=True)
+
+
+def expand_range_scores(scores: pd.Series, clients: Iterable[str]) -> pd.Series:
+    """Per-client scores where each address also takes the score of a network scored whole around it.
+
+    >>> s = pd.Series({"203.0.113.0/24": 0.9, "203.0.113.7": 0.5, "198.51.100.1": 0.4})
+    >>> expand_range_scores(s, ["203.0.113.7", "198.51.100.1"]).to_dict()
+    {'203.0.113.0/24': 0.9, '203.0.113.7': 0.9, '198.51.100.1': 0.4}
+    """
+    out = scores.copy()
+    for text, inside in _members(scores.index, clients).items():
+        for c in inside:
+            out[c] = max(float(out.get(c, 0.0)), float(scores[text]))
+    return out
+
+
+def _members(keys: Iterable[str], clients: Iterable[str]) -> dict[str, list[str]]:
+    """For each key that is a network, the ``clients`` (addresses) inside it."""
+    ranges = []
+    for key in keys:
+        if "/" in str(key):
+            try:
+                ranges.append((key, ipaddress.ip_network(key, strict=False)))
+            except ValueError:
+                continue
+    if not ranges:
+        return {}
+    addresses = {}
+    for c in clients:
+        try:
+            addresses[c] = ipaddress.ip_address(c)
+        except ValueError:
+            continue
+    return {key: [c for c, a in addresses.items() if a.version == net.version and a in net] for key, net in ranges}

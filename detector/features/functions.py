@@ -8,9 +8,8 @@ format without durations); the model imputes it, so a format that lacks a field 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from detector.features.view import ClientEvents
+from detector.features.view import NOT_REPEATABLE, ClientEvents, group_median
 
 ABORTED = 499
 THROTTLED = 429
@@ -21,7 +20,7 @@ def _per_minute(ev: ClientEvents, counts: np.ndarray) -> np.ndarray:
 
 
 def _per_ua(ev: ClientEvents, values: np.ndarray) -> np.ndarray:
-    return values / np.maximum(ev.distinct(ev.ua), 1.0)
+    return values / np.maximum(ev.agents, 1.0)
 
 
 def requests_per_minute(ev: ClientEvents) -> np.ndarray:
@@ -31,7 +30,7 @@ def requests_per_minute(ev: ClientEvents) -> np.ndarray:
 
 def user_agents(ev: ClientEvents) -> np.ndarray:
     """Distinct user agents: an office behind one NAT shows many, one abusive process one."""
-    return ev.distinct(ev.ua)
+    return ev.agents.copy()
 
 
 def requests_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
@@ -70,15 +69,22 @@ def _group_median(ev: ClientEvents, values: np.ndarray, mask: np.ndarray | None 
     if mask is not None:
         values, code = values[mask], code[mask]
     ok = ~np.isnan(values)
-    med = pd.Series(values[ok]).groupby(code[ok]).median()
-    out = np.full(ev.n, np.nan)
-    out[med.index.to_numpy()] = med.to_numpy()
-    return out
+    return group_median(values[ok], code[ok], ev.n)
 
 
 def median_hold_seconds(ev: ClientEvents) -> np.ndarray:
     """Median seconds a request was held open (long polls: up to the server's hold time)."""
     return _group_median(ev, ev.duration)
+
+
+def hold_share(ev: ClientEvents) -> np.ndarray:
+    """Median hold as a share of the server's hold time, read off the traffic itself (the 99th
+    percentile of every client's request durations in the window), so that a 25 s and a 55 s
+    long-poll service look alike: about 1 for a patient long-poller, near 0 for one that cuts its polls
+    or is answered at once."""
+    if not ev.population_hold > 0:
+        return np.full(ev.n, np.nan)
+    return median_hold_seconds(ev) / ev.population_hold
 
 
 def concurrency_per_ua(ev: ClientEvents) -> np.ndarray:
@@ -174,6 +180,49 @@ def bytes_per_request(ev: ClientEvents) -> np.ndarray:
 def paths_per_ua(ev: ClientEvents) -> np.ndarray:
     """Distinct URI paths per user agent: scanners and scrapers walk many."""
     return _per_ua(ev, ev.distinct(ev.path))
+
+
+def repeated_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Answers with a body (2xx, bytes > 0) to a read (GET or HEAD of the same path and query) the client
+    had already been answered in the window, per minute per user agent.
+
+    A long-poll client moves its cursor on after each answer, so the next poll is a new request; one that
+    replays an old cursor, or re-downloads the same thing, is answered the same request again and again.
+    Writes (a consumer POSTing to one publish URL) are never the same request twice, and two user agents
+    (two browsers behind one NAT, two hosts of a fleet) each asking once is no repeat.
+    """
+    answered = (ev.status >= 200) & (ev.status < 300) & (ev.bytes > 0) & (ev.request != NOT_REPEATABLE)
+    if not answered.any():
+        return np.zeros(ev.n)
+    order = np.lexsort((ev.request[answered], ev.ua[answered], ev.code[answered]))
+    code, ua, request = ev.code[answered][order], ev.ua[answered][order], ev.request[answered][order]
+    first = np.r_[True, (code[1:] != code[:-1]) | (ua[1:] != ua[:-1]) | (request[1:] != request[:-1])]
+    repeats = np.bincount(code, minlength=ev.n) - np.bincount(code[first], minlength=ev.n)
+    return _per_ua(ev, _per_minute(ev, repeats.astype(np.float64)))
+
+
+def _prefix(ev: ClientEvents):
+    if ev.prefix is None:
+        raise ValueError("these events carry no prefix view (build them with ClientEvents.from_arrays)")
+    return ev.prefix
+
+
+def prefix_addresses(ev: ClientEvents) -> np.ndarray:
+    """Addresses of the client's IPv4 /24 (IPv6 /64) active in the window, the client included."""
+    return _prefix(ev).addresses.copy()
+
+
+def prefix_requests_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Requests per minute per distinct user agent of the whole /24 (/64): forty addresses sending with
+    one program look like one flood here, while a carrier's pool of phones spreads over many builds."""
+    p = _prefix(ev)
+    return _per_minute(ev, p.requests) / np.maximum(p.agents, 1.0)
+
+
+def prefix_failures_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """4xx answers (401, 404, 429, 499, ...) per minute per distinct user agent of the whole /24 (/64)."""
+    p = _prefix(ev)
+    return _per_minute(ev, p.failures) / np.maximum(p.agents, 1.0)
 
 
 def timing_irregularity(ev: ClientEvents) -> np.ndarray:

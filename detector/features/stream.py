@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from detector.features.catalog import FEATURE_NAMES, FEATURES, FeatureSpec, compute_raw
-from detector.features.view import ClientEvents, EventArrays, Interner
+from detector.features.view import ClientEvents, EventArrays, Interner, group_median
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,14 @@ class FeatureStream:
     specs: tuple[FeatureSpec, ...] = FEATURES
     counters: StreamCounters = field(default_factory=StreamCounters)
     max_clients: int | None = None  # clients tracked at most (None: no cap); see _admit
+    prefix_clients: int = 2  # a /24 (/64) with this many active addresses is also featurised whole (0: never)
 
     def __post_init__(self) -> None:
         if self.tick <= 0:
             raise ValueError("tick must be positive")
         self._windows = tuple(sorted({s.window for s in self.specs}))
         self._horizon = max(self._windows) + self.lateness
-        self._clients, self._paths, self._agents = Interner(), Interner(), Interner()
+        self._clients, self._paths, self._agents, self._prefixes = Interner(), Interner(), Interner(), Interner()
         self._held = EventArrays.empty()  # events already placed in closed ticks' windows
         self._pending: list[EventArrays] = []  # events waiting for their tick to close
         self._last_tick: float | None = None  # end of the last closed tick
@@ -82,7 +83,7 @@ class FeatureStream:
         if len(events):
             self.counters.events += len(events)
             events = self._admit(events)
-            arrays = EventArrays.from_frame(events, self._clients, self._paths, self._agents)
+            arrays = EventArrays.from_frame(events, self._clients, self._paths, self._agents, self._prefixes)
             if self._last_tick is not None:
                 late = arrays.end <= self._last_tick
                 if late.any():
@@ -125,12 +126,34 @@ class FeatureStream:
             yield frame
 
     def features_at(self, at: float, codes: np.ndarray) -> FeatureFrame:
-        """Raw features of the clients ``codes`` over the held events at event time ``at``."""
-        views = {w: ClientEvents.from_arrays(self._held, at, w, codes, len(self._clients)) for w in self._windows}
+        """Raw features of the clients ``codes`` over the held events at event time ``at``.
+
+        The frame also holds one row per network prefix (``"203.0.113.0/24"``) of those clients with at
+        least ``prefix_clients`` active addresses in the longest window over which its requests are spread
+        (``_spread``): every event of its addresses featurised as if one client sent them, so that forty
+        addresses each polling a little too often show as the one flood they are. Its verdicts apply to
+        the whole prefix.
+        """
+        held = self._held
+        views = {w: ClientEvents.from_arrays(held, at, w, codes, len(self._clients)) for w in self._windows}
         names = np.asarray(self._clients.names, dtype=object)[codes]
         short = views[self._windows[0]]
         failing = short.population_failing / short.population if short.population else 0.0
-        return FeatureFrame(at, names, compute_raw(views, self.specs), tuple(s.name for s in self.specs), failing)
+        raw = compute_raw(views, self.specs)
+        spec_names = tuple(s.name for s in self.specs)
+        longest = views[self._windows[-1]]
+        if self.prefix_clients > 0 and longest.prefix is not None and len(codes):
+            crowded = codes[longest.prefix.addresses >= max(self.prefix_clients, 2)]
+            if len(crowded):
+                prefix_of = np.full(len(self._clients), -1, dtype=np.int64)
+                prefix_of[held.client] = held.prefix
+                groups = np.unique(prefix_of[crowded])
+                groups = _spread(held, at, self._windows[-1], groups[groups >= 0])
+                by_prefix = {w: ClientEvents.from_arrays(held, at, w, groups, len(self._prefixes), by="prefix")
+                             for w in self._windows}
+                names = np.concatenate([names, np.asarray(self._prefixes.names, dtype=object)[groups]])
+                raw = np.vstack([raw, compute_raw(by_prefix, self.specs)])
+        return FeatureFrame(at, names, raw, spec_names, failing)
 
     @property
     def held_events(self) -> int:
@@ -149,13 +172,14 @@ class FeatureStream:
         return len(self._clients)
 
     def evict_idle(self) -> int:
-        """Forget clients (and paths, user agents) with no event held or pending: idle past the longest
+        """Forget clients (and paths, user agents, prefixes) with no event held or pending: idle past the longest
         window plus the lateness. Codes are renumbered in their old order, so frames come out the same as
         without eviction. Returns how many clients were forgotten."""
         parts = [self._held, *self._pending]
         before = len(self._clients)
         remapped = {}
-        for column, interner in (("client", self._clients), ("path", self._paths), ("ua", self._agents)):
+        for column, interner in (("client", self._clients), ("path", self._paths), ("ua", self._agents),
+                                 ("prefix", self._prefixes)):
             used = np.unique(np.concatenate([getattr(p, column) for p in parts]))
             remapped[column] = interner.keep(used)
         self._held = self._held.recode(**remapped)
@@ -184,3 +208,32 @@ class FeatureStream:
         self.counters.refused_clients += len(refused)
         self.counters.refused_events += int((~keep).sum())
         return events[keep]
+
+
+def _spread(held: EventArrays, at: float, width: float, prefixes: np.ndarray, ratio: float = 4.0) -> np.ndarray:
+    """The ``prefixes`` (sorted codes) whose traffic in ``(at - width, at]`` is spread over their
+    addresses: no address sent more than half of the prefix's requests, of its failed requests (status
+    400 and up) or of its response bytes, nor more than ``ratio`` times the requests of the median address.
+
+    A prefix scored whole is for many addresses acting alike (one operator's fleet). Where one address
+    stands out in any of these, the prefix is that address's doing and the address is judged by itself:
+    a script on one phone of a carrier's CGNAT pool must not get the pool's other phones blocked with it.
+    """
+    if len(prefixes) == 0:
+        return prefixes
+    window = np.flatnonzero((held.end > at - width) & (held.end <= at) & np.isin(held.prefix, prefixes))
+    group = np.searchsorted(prefixes, held.prefix[window])  # 0..len(prefixes)-1
+    base = int(held.client.max()) + 1
+    pairs, inverse = np.unique(group * base + held.client[window], return_inverse=True)
+    owner = pairs // base  # the prefix (group) of each (prefix, address) pair
+    n = len(prefixes)
+    spread = np.ones(n, dtype=bool)
+    for weights in (None, (held.status[window] >= 400).astype(np.float64), held.bytes[window]):
+        per_address = np.bincount(inverse, weights=weights, minlength=len(pairs)).astype(np.float64)
+        top = np.zeros(n)
+        np.maximum.at(top, owner, per_address)
+        total = np.bincount(owner, weights=per_address, minlength=n)
+        spread &= (top <= 0.5 * total) | (total == 0)
+        if weights is None:
+            spread &= top <= ratio * group_median(per_address, owner, n)
+    return prefixes[spread]

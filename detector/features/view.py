@@ -1,7 +1,8 @@
 """Columnar events with interned strings, and ``ClientEvents``: one window grouped by client.
 
-``EventArrays`` is how the feature stage holds events: numpy columns, with client, path and user agent
-replaced by integer codes from an ``Interner`` so that per-tick work is pure numpy. ``ClientEvents`` is
+``EventArrays`` is how the feature stage holds events: numpy columns, with client, path, user agent and
+the client's network prefix (IPv4 /24, IPv6 /64) replaced by integer codes from an ``Interner``, and the
+whole request (path and query) by a 64-bit hash, so that per-tick work is pure numpy. ``ClientEvents`` is
 the input of every feature function: rows sorted by client then start time, ``code`` numbering the
 clients 0..n-1 in ``clients`` order, so a function answers with one value per client by reducing over
 ``code``.
@@ -9,10 +10,13 @@ clients 0..n-1 in ``clients`` order, so a function answers with one value per cl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
+
+from detector.ingest.identity import prefix_of
 
 
 class Interner:
@@ -47,7 +51,55 @@ class Interner:
         return remap
 
 
-_COLUMNS = ("client", "start", "end", "duration", "status", "bytes", "path", "ua")
+_COLUMNS = ("client", "start", "end", "duration", "status", "bytes", "path", "ua", "request", "prefix")
+_CODES = ("client", "status", "path", "ua", "request", "prefix")
+
+
+def group_median(values: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
+    """Median of ``values`` per integer group ``0..n-1`` (NaN for an empty group), in numpy alone.
+
+    >>> group_median(np.array([5.0, 1.0, 3.0, 2.0, 4.0]), np.array([0, 0, 0, 2, 2]), 3).tolist()
+    [3.0, nan, 3.0]
+    """
+    out = np.full(n, np.nan)
+    if len(values) == 0:
+        return out
+    order = np.lexsort((values, groups))
+    ordered = values[order]
+    counts = np.bincount(groups, minlength=n)
+    starts = np.cumsum(counts) - counts
+    has = counts > 0
+    lo = starts[has] + (counts[has] - 1) // 2
+    hi = starts[has] + counts[has] // 2
+    out[has] = (ordered[lo] + ordered[hi]) / 2
+    return out
+
+
+NOT_REPEATABLE = 0  # the request code of a request that changes state (POST, PUT, ...)
+
+
+def request_hashes(events: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each read's (GET, HEAD) path and query: the same read sent again hashes the same.
+
+    Requests that change state (a POST to ``/v1/publish``, ...) are ``NOT_REPEATABLE``: the same path
+    with another body is another request.
+    """
+    if not len(events):
+        return np.empty(0, dtype=np.int64)
+    query = events["query"] if "query" in events else pd.Series("", index=events.index)
+    uri = events["path"].astype(str).to_numpy(dtype=object) + "?" + query.astype(str).to_numpy(dtype=object)
+    hashes = pd.util.hash_array(uri).view(np.int64)
+    if "method" in events:
+        reads = events["method"].astype(str).str.upper().isin(("GET", "HEAD")).to_numpy()
+        hashes = np.where(reads, hashes, NOT_REPEATABLE)
+    return hashes
+
+
+def prefix_codes(clients: np.ndarray, prefixes: Interner) -> np.ndarray:
+    """The interned network prefix (``prefix_of``: IPv4 /24, IPv6 /64) of each client name."""
+    local, uniques = pd.factorize(np.asarray(clients, dtype=object))
+    return prefixes.encode(np.array([prefix_of(str(c)) for c in uniques], dtype=object))[local] \
+        if len(local) else np.empty(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -62,9 +114,12 @@ class EventArrays:
     bytes: np.ndarray
     path: np.ndarray
     ua: np.ndarray
+    request: np.ndarray  # int64 hash of a read's path and query (``request_hashes``)
+    prefix: np.ndarray  # interned network prefix of the client
 
     @classmethod
-    def from_frame(cls, events: pd.DataFrame, clients: Interner, paths: Interner, agents: Interner) -> EventArrays:
+    def from_frame(cls, events: pd.DataFrame, clients: Interner, paths: Interner, agents: Interner,
+                   prefixes: Interner) -> EventArrays:
         return cls(
             client=clients.encode(events["client"]),
             start=events["start"].to_numpy(np.float64),
@@ -74,11 +129,13 @@ class EventArrays:
             bytes=events["bytes"].to_numpy(np.float64),
             path=paths.encode(events["path"]),
             ua=agents.encode(events["ua"]),
+            request=request_hashes(events),
+            prefix=prefix_codes(events["client"], prefixes),
         )
 
     @classmethod
     def empty(cls) -> EventArrays:
-        return cls(*(np.empty(0, dtype=np.int64 if c in ("client", "status", "path", "ua") else np.float64)
+        return cls(*(np.empty(0, dtype=np.int64 if c in _CODES else np.float64)
                      for c in _COLUMNS))
 
     @classmethod
@@ -90,12 +147,51 @@ class EventArrays:
     def take(self, index: np.ndarray | slice) -> EventArrays:
         return EventArrays(*(getattr(self, c)[index] for c in _COLUMNS))
 
-    def recode(self, client: np.ndarray, path: np.ndarray, ua: np.ndarray) -> EventArrays:
+    def recode(self, client: np.ndarray, path: np.ndarray, ua: np.ndarray, prefix: np.ndarray) -> EventArrays:
         """The same events with their interned codes mapped through ``Interner.keep``'s maps."""
-        return replace(self, client=client[self.client], path=path[self.path], ua=ua[self.ua])
+        return replace(self, client=client[self.client], path=path[self.path], ua=ua[self.ua],
+                       prefix=prefix[self.prefix])
 
     def __len__(self) -> int:
         return len(self.end)
+
+
+@dataclass(frozen=True)
+class PrefixView:
+    """What *all* addresses of each client's network prefix (IPv4 /24, IPv6 /64) did in the window.
+
+    One value per client of the ``ClientEvents`` it belongs to (the client itself included), counted
+    over every event of the prefix, not only the scored clients' events: many addresses acting together
+    show here although each looks mild alone.
+    """
+
+    addresses: np.ndarray  # distinct addresses of the prefix with a request that ended in the window
+    requests: np.ndarray  # requests of the prefix
+    agents: np.ndarray  # distinct user agents of the prefix
+    failures: np.ndarray  # 4xx answers (429 and 499 included) of the prefix
+
+    @classmethod
+    def of(cls, prefix: np.ndarray, client: np.ndarray, ua: np.ndarray, status: np.ndarray,
+           client_prefix: np.ndarray) -> PrefixView:
+        """From the window's events (``prefix``, ``client``, ``ua``, ``status`` per event) for clients whose
+        prefixes are ``client_prefix``."""
+        if len(prefix) == 0:
+            zero = np.zeros(len(client_prefix))
+            return cls(zero, zero, zero, zero)
+        keys, inverse = np.unique(prefix, return_inverse=True)
+        k = len(keys)
+
+        def distinct(values: np.ndarray) -> np.ndarray:
+            base = int(values.max()) + 1
+            return np.bincount(np.unique(inverse * base + values) // base, minlength=k).astype(np.float64)
+
+        fail = ((status >= 400) & (status < 500)).astype(np.float64)
+        per = np.column_stack([distinct(client), np.bincount(inverse, minlength=k).astype(np.float64),
+                               distinct(ua), np.bincount(inverse, weights=fail, minlength=k)])
+        at = np.searchsorted(keys, client_prefix)
+        found = (at < k) & (keys[np.minimum(at, k - 1)] == client_prefix)
+        rows = np.where(found[:, None], per[np.minimum(at, k - 1)], 0.0)
+        return cls(*rows.T)
 
 
 @dataclass(frozen=True)
@@ -111,18 +207,32 @@ class ClientEvents:
     bytes: np.ndarray
     path: np.ndarray  # int codes of distinct paths
     ua: np.ndarray  # int codes of distinct user agents
+    request: np.ndarray  # int64 hash of path and query
     at: float
     width: float
     population: int = 0  # distinct clients (of *all* clients) with a request that ended in the window
     population_failing: int = 0  # ... of which got at least one 5xx or 429
+    population_hold: float = float("nan")  # the server's hold time as seen: 99th percentile of all durations
+    prefix_source: tuple | None = field(default=None, repr=False, compare=False)  # PrefixView.of's arguments
+
+    @cached_property
+    def prefix(self) -> PrefixView | None:
+        """The window seen per network prefix, one entry per client (worked out when first asked for)."""
+        return None if self.prefix_source is None else PrefixView.of(*self.prefix_source)
 
     @property
     def n(self) -> int:
         return len(self.clients)
 
-    @property
+    @cached_property
     def count(self) -> np.ndarray:
+        """Requests per client."""
         return np.bincount(self.code, minlength=self.n).astype(np.float64)
+
+    @cached_property
+    def agents(self) -> np.ndarray:
+        """Distinct user agents per client (many features divide by it)."""
+        return self.distinct(self.ua)
 
     def total(self, values: np.ndarray) -> np.ndarray:
         """Per-client sum of ``values`` (one per event)."""
@@ -146,33 +256,44 @@ class ClientEvents:
 
     @classmethod
     def from_arrays(cls, ev: EventArrays, at: float, width: float, groups: np.ndarray,
-                    n_codes: int) -> ClientEvents:
+                    n_codes: int, by: str = "client") -> ClientEvents:
         """Group the events of ``ev`` that end in ``(at - width, at]`` by the client codes ``groups``.
 
         Groups follow the order of ``groups``; events of other clients are dropped; ``n_codes``
-        bounds the client codes.
+        bounds the client codes. ``by="prefix"`` groups by network prefix instead (``groups`` are then
+        prefix codes): a whole /24 seen as one client.
         """
         position = np.full(n_codes, -1, dtype=np.int64)
         position[groups] = np.arange(len(groups))
-        code = position[ev.client]
+        code = position[ev.prefix if by == "prefix" else ev.client]
+        if by == "prefix":  # one program is one user agent *on one address*: a fleet's hosts share a UA string
+            ev = replace(ev, ua=np.unique(ev.client * (int(ev.ua.max(initial=0)) + 1) + ev.ua, return_inverse=True)[1]
+                         .reshape(-1))
         in_window = (ev.end > at - width) & (ev.end <= at)
         sel = np.flatnonzero(in_window & (code >= 0))
         sel = sel[np.lexsort((ev.start[sel], code[sel]))]
         status, everyone = ev.status[in_window], ev.client[in_window]
         failing = everyone[(status >= 500) | (status == 429)]
+        group_prefix = np.full(len(groups), -1, dtype=np.int64)
+        group_prefix[code[sel]] = ev.prefix[sel]  # scored clients without events here have no prefix row
+        prefix = (ev.prefix[in_window], everyone, ev.ua[in_window], status, group_prefix)
+        durations = ev.duration[in_window]
+        durations = durations[~np.isnan(durations)]
+        hold = float(np.percentile(durations, 99)) if len(durations) else float("nan")
         return cls(clients=groups, code=code[sel], start=ev.start[sel], end=ev.end[sel],
                    duration=ev.duration[sel], status=ev.status[sel], bytes=ev.bytes[sel],
-                   path=ev.path[sel], ua=ev.ua[sel], at=float(at), width=float(width),
-                   population=len(np.unique(everyone)), population_failing=len(np.unique(failing)))
+                   path=ev.path[sel], ua=ev.ua[sel], request=ev.request[sel], at=float(at), width=float(width),
+                   population=len(np.unique(everyone)), population_failing=len(np.unique(failing)),
+                   prefix_source=prefix, population_hold=hold)
 
     @classmethod
     def from_frame(cls, events: pd.DataFrame, at: float, width: float,
                    clients: np.ndarray | None = None) -> ClientEvents:
         """The same from an event frame (tests, notebooks); ``clients`` defaults to those in the window."""
-        names, paths, agents = Interner(), Interner(), Interner()
+        names, paths, agents, prefixes = Interner(), Interner(), Interner(), Interner()
         if clients is not None:
             names.encode(np.asarray(clients, dtype=object))
-        arrays = EventArrays.from_frame(events, names, paths, agents)
+        arrays = EventArrays.from_frame(events, names, paths, agents, prefixes)
         if clients is None:
             in_window = (arrays.end > at - width) & (arrays.end <= at)
             groups = np.asarray(pd.unique(arrays.client[in_window]), dtype=np.int64)

@@ -77,3 +77,17 @@ def prefix_of(client: str, v4_bits: int = 24, v6_bits: int = 64) -> str:
         return client
     bits = v4_bits if addr.version == 4 else v6_bits
     return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
+
+
+def overlaps_networks(value: str, networks: tuple[Network, ...]) -> bool:
+    """True if the address or CIDR ``value`` shares any address with one of ``networks``.
+
+    >>> nets = parse_networks(["198.51.100.7"])
+    >>> overlaps_networks("198.51.100.0/24", nets), overlaps_networks("198.51.101.0/24", nets)
+    (True, False)
+    """
+    try:
+        net = ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        return False
+    return any(net.version == n.version and net.overlaps(n) for n in networks)

@@ -3,6 +3,10 @@ consumer) until its attack starts, then runs its attack until it ends.
 
 ``intensity`` in [0, 1] sets how loud an actor is: 0 is barely above what a normal client does,
 1 is a flood. Rows sent as part of the attack are marked ``attack=True``.
+
+Every class but one is one actor on one address. ``distributed_flood`` is an :class:`Operator`
+running one program from 8 to 40 addresses of one IPv4 /24 (or IPv6 /64); each address is an actor
+of its own, only mildly busier than a normal client, so that only the prefix as a whole is abusive.
 """
 
 from __future__ import annotations
@@ -19,12 +23,33 @@ from .recorder import GET, HEAD, POST, Rand
 from .service import BYTES_401, BYTES_404, HOLD, Feed, Service
 
 ATTACK_CLASSES = ("reconnect_loop", "parallel_flood", "retry_storm", "cursor_replay", "scraper",
-                  "credential_stuffing", "scanner")
+                  "credential_stuffing", "scanner", "distributed_flood")
+#: Classes run by an operator over many addresses of one prefix (counted in operators, not actors).
+PREFIX_CLASSES = ("distributed_flood",)
+#: What a ``distributed_flood`` operator's addresses do (one behaviour per operator).
+FLOOD_BEHAVIOURS = ("short_poll", "login_spray")
+#: Addresses one operator runs, and the share of operators on an IPv6 /64 rather than an IPv4 /24.
+FLOOD_ADDRESSES = (8, 40)
+FLOOD_V6 = 0.2
+#: How far apart (seconds) the addresses of one operator start and stop.
+FLOOD_SPREAD = 4.0
 
 
 def loglerp(quiet: float, loud: float, intensity: float) -> float:
     """From ``quiet`` at intensity 0 to ``loud`` at 1, geometrically."""
     return math.exp(math.log(quiet) + (math.log(loud) - math.log(quiet)) * intensity)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One ``distributed_flood`` operator: one program run from ``addresses`` addresses of ``prefix``.
+    ``seed`` drives the choices all its addresses share (agents, channel, timing)."""
+
+    index: int
+    prefix: str
+    behaviour: str     # one of FLOOD_BEHAVIOURS
+    addresses: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -34,6 +59,7 @@ class Actor:
     start: float       # attack start
     end: float         # attack end
     intensity: float
+    operator: Operator | None = None
 
 
 def _starts(rng: np.random.Generator, a0: float, a1: float, draw) -> np.ndarray:
@@ -49,16 +75,23 @@ def _starts(rng: np.random.Generator, a0: float, a1: float, draw) -> np.ndarray:
 
 def run(w: World, rng: np.random.Generator, actor: Actor) -> None:
     rnd = Rand(rng)
+    if actor.operator is not None:
+        distributed_flood(w, rng, rnd, actor)
+        return
     normal = _normal_phase(w, rng, rnd, actor)
     _ATTACKS[actor.cls](w, rng, rnd, actor, normal)
 
 
-def _normal_phase(w: World, rng: np.random.Generator, rnd: Rand, actor: Actor) -> Tab:
-    """Browse (or, for a script, poll) normally before the attack. Returns the tab it used."""
+def _normal_phase(w: World, rng: np.random.Generator, rnd: Rand, actor: Actor, ua: str | None = None) -> Tab:
+    """Browse (or, for a script, poll) normally before the attack. Returns the tab it used. With ``ua``
+    (an operator's address), that agent: a library one polls like a script, a browser one browses."""
     span = w.t1 - w.t0
     lead = min(60.0, 0.1 * span)
-    script = actor.cls in ("reconnect_loop", "parallel_flood", "retry_storm", "cursor_replay") and rnd.chance(0.3)
-    ua = agents.LIBRARY_AGENTS[int(rng.integers(len(agents.LIBRARY_AGENTS)))] if script else None
+    if ua is not None:
+        script = ua in agents.LIBRARY_AGENTS
+    else:
+        script = actor.cls in ("reconnect_loop", "parallel_flood", "retry_storm", "cursor_replay") and rnd.chance(0.3)
+        ua = agents.LIBRARY_AGENTS[int(rng.integers(len(agents.LIBRARY_AGENTS)))] if script else None
     tab = make_tab(w, rng, rnd, ua=ua)
     warm = rnd.chance(0.5)
     s0 = w.t0 if warm else w.t0 + (actor.start - lead - w.t0) * rnd.u()
@@ -251,6 +284,84 @@ def scanner(w: World, rng: np.random.Generator, rnd: Rand, a: Actor, tab: Tab) -
     lane = rec.lane() if keepalive else rec.lanes(n)
     rec.add_many(client=a.client, lane=lane, start=s, dur=dur, method=method, uri=[p[0] for p in paths],
                  status=status, nbytes=nbytes, ua=rec.ua(ua), ups=ups, attack=True, proto=proto)
+
+
+# -- distributed_flood -----------------------------------------------------------------------------
+
+#: Per address, while attacking: ``short_poll`` re-polls every FLOOD_POLL_PERIOD seconds (quiet to
+#: loud), ``login_spray`` tries a login every FLOOD_LOGIN_INTERVAL seconds; each address of an
+#: operator jitters its own pace by up to FLOOD_JITTER either way.
+FLOOD_POLL_PERIOD = (8.0, 3.0)       # 7.5 to 20 polls a minute
+FLOOD_LOGIN_INTERVAL = (20.0, 6.0)   # 3 to 10 logins a minute
+FLOOD_JITTER = 1.25
+#: The bound per address a test holds the class to: requests a minute, averaged over the attack.
+FLOOD_MAX_PER_MINUTE = {"short_poll": 26.0, "login_spray": 13.0}
+
+
+@dataclass(frozen=True)
+class _FloodProgram:
+    """What every address of one operator runs (drawn from the operator's seed)."""
+
+    agents: tuple[str, ...]   # an address picks one of these and keeps it
+    per_address_agent: bool   # or draws a browser agent of its own
+    channel: int
+    wait: int                 # short_poll: the hold it asks for (``&wait=``), seconds
+    pace: float               # short_poll: re-poll period; login_spray: seconds between logins
+
+
+def _flood_program(w: World, op: Operator, intensity: float) -> _FloodProgram:
+    rng = np.random.default_rng(np.random.SeedSequence(op.seed))
+    lib = agents.LIBRARY_AGENTS
+    style = rng.random()
+    if style < 0.6:    # one program, one agent everywhere
+        pool = (lib[int(rng.integers(len(lib)))] if rng.random() < 0.5 else agents.pick_browser(rng),)
+    elif style < 0.85:  # a few builds of it
+        pool = tuple(agents.pick_browser(rng, int(rng.integers(2, 5))))
+    else:               # a browser agent per address, drawn like real browsers are
+        pool = ()
+    want = loglerp(1 / 150, 1 / 10, intensity)  # a channel about as busy as it is loud (as _attack_feed)
+    ch = int(np.argmin(np.abs(np.log(w.svc.rates[: w.svc.n_channels]) - math.log(want))
+                       + rng.uniform(0, 0.3, w.svc.n_channels)))
+    if op.behaviour == "short_poll":
+        pace = loglerp(*FLOOD_POLL_PERIOD, intensity)
+        wait = int(rng.choice([w_ for w_ in (0, 1, 2) if w_ < pace - 0.5]))
+    else:
+        pace, wait = loglerp(*FLOOD_LOGIN_INTERVAL, intensity), 0
+    return _FloodProgram(pool, not pool, ch, wait, pace)
+
+
+def distributed_flood(w: World, rng: np.random.Generator, rnd: Rand, a: Actor) -> None:
+    """One address of an operator: normal polling or browsing first, then, from within a few seconds
+    of its siblings, either ``short_poll`` (polls asking for a hold of 0 to 2 s, re-polled every 3 to
+    8 s: 7.5 to 20 polls a minute, mostly 204s) or ``login_spray`` (``POST /login`` every 6 to 20 s,
+    nearly all 401); each address jitters the operator's pace by up to 1.25x. Alone, each address is
+    a somewhat eager client; forty of them in one /24 on one agent are a flood."""
+    op = a.operator
+    prog = _flood_program(w, op, a.intensity)
+    if prog.per_address_agent:
+        ua_s = agents.pick_browser(rng)
+    else:
+        ua_s = prog.agents[int(rng.integers(len(prog.agents)))]
+    _normal_phase(w, rng, rnd, a, ua=ua_s)
+    rec = w.rec
+    ua = rec.ua(ua_s)
+    browser = ua_s not in agents.LIBRARY_AGENTS
+    pace = prog.pace * math.exp(rnd.uniform(-math.log(FLOOD_JITTER), math.log(FLOOD_JITTER)))
+    if op.behaviour == "short_poll":
+        feed = w.svc.feed(prog.channel)
+        gap = max(0.3, pace - prog.wait)
+        t = a.start
+        poll_loop(w, rnd, a.client, rec.lane(), feed, ua, t, a.end, bisect_right(feed.times, t),
+                  gap=(0.5 * gap, 1.5 * gap), backoff=Backoff(0.5, 1.5, 5.0, 0.5), hold=float(prog.wait),
+                  abort=a.end < w.t1, extra=f"&wait={prog.wait}", attack=True, referer=1 if browser else 0)
+    else:
+        s = _starts(rng, a.start, a.end, lambda n: pace * rng.uniform(0.5, 1.5, n))
+        n = len(s)
+        ok = rng.random(n) < 0.005
+        dur = rng.uniform(0.08, 0.25, n)
+        rec.add_many(client=a.client, lane=rec.lane(), start=s, dur=dur, method=POST, uri="/login",
+                     status=np.where(ok, 200, 401), nbytes=np.where(ok, 300 + rng.integers(0, 120, n), BYTES_401),
+                     ua=ua, ups=dur - 0.0004, attack=True, referer=2 if browser else 0)
 
 
 _ATTACKS = {

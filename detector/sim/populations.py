@@ -381,3 +381,87 @@ def health_checker(w: World, rng: np.random.Generator, client: int) -> float:
     rec.add_many(client=client, lane=rec.lanes(n), start=start, dur=dur, method=GET, uri="/healthz", status=200,
                  nbytes=15, ua=ua, ups=dur - 0.0003, attack=False)
     return period
+
+
+# -- fleets ----------------------------------------------------------------------------------------
+
+#: Fleets per simulated hour at the default size (2000 normal clients), addresses per fleet, and the
+#: share of fleets on an IPv6 /64 rather than an IPv4 /24.
+FLEETS_PER_HOUR = 2.0
+FLEET_ADDRESSES = (6, 30)
+FLEET_V6 = 0.2
+#: Fleet members subscribe to channels no busier than this (messages a second): their polls are held.
+FLEET_MAX_RATE = 1.0 / 20.0
+
+
+def fleet_count(clients: int, minutes: float) -> int:
+    """Fleets in a run: ``FLEETS_PER_HOUR`` an hour at 2000 normal clients, scaled with both; at
+    least one when there are normal clients."""
+    if clients <= 0:
+        return 0
+    return max(1, round(FLEETS_PER_HOUR * clients / 2000.0 * minutes / 60.0))
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """One customer's servers (or Kubernetes nodes) behind ``addresses`` egress addresses of one cloud
+    /24 (/64), all running one client library (``ua``). ``seed`` drives what they share (pace,
+    back-off, whether they publish)."""
+
+    index: int
+    prefix: str
+    ua: str
+    addresses: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class _FleetProgram:
+    gap: tuple[float, float]   # re-poll delay after an answer: prompt, not instant
+    backoff: Backoff
+    loops: int                 # subscriptions per member (1 or 2)
+    fetch_all: bool
+    publish_every: float       # mean seconds between a member's publishes; 0: it does not publish
+
+
+def _fleet_program(fl: Fleet) -> _FleetProgram:
+    rng = np.random.default_rng(np.random.SeedSequence(fl.seed))
+    lo = float(rng.uniform(0.03, 0.15))
+    gap = (lo, lo * float(rng.uniform(2.0, 5.0)))
+    backoff = Backoff(float(rng.choice([0.5, 1.0])), 2.0, float(rng.choice([5.0, 10.0, 30.0])), 0.5)
+    loops = 1 if rng.random() < 0.7 else 2
+    fetch_all = bool(rng.random() < 0.5)
+    publish_every = 1.0 / float(rng.uniform(0.005, 0.05)) if rng.random() < 0.4 else 0.0
+    return _FleetProgram(gap, backoff, loops, fetch_all, publish_every)
+
+
+def _quiet_channel(w: World, rng: np.random.Generator) -> int:
+    """A channel by popularity, redrawn (a few times) while busier than ``FLEET_MAX_RATE``."""
+    svc = w.svc
+    ch = int(svc.pick_channels(rng))
+    for _ in range(20):
+        if svc.rates[ch] <= FLEET_MAX_RATE:
+            break
+        ch = int(svc.pick_channels(rng))
+    return ch
+
+
+def fleet_member(w: World, rng: np.random.Generator, client: int, fl: Fleet) -> None:
+    """One address of a fleet: a well-behaved server-side subscriber, all hour. One or two long polls
+    on quiet channels (held by the server, cursor moving on), re-polling promptly but not at once,
+    backing off on errors and through the outage; some fleets fetch every message, some publish now
+    and then. Every member of the fleet sends the fleet's library agent."""
+    prog = _fleet_program(fl)
+    rnd = Rand(rng)
+    rec = w.rec
+    ua = rec.ua(fl.ua)
+    fetch_lane = rec.lane()
+    for _ in range(prog.loops):
+        feed = w.svc.feed(_quiet_channel(w, rng))
+        t = w.t0 - HOLD * rnd.u()  # mid-poll when the log starts
+        poll_loop(w, rnd, client, rec.lane(), feed, ua, t, w.t1, bisect_right(feed.times, t), gap=prog.gap,
+                  backoff=prog.backoff, abort=False, fetch_all=prog.fetch_all, fetch_p=0.0 if prog.fetch_all else 0.3,
+                  fetch_lane=fetch_lane)
+    if prog.publish_every:
+        every = prog.publish_every * math.exp(rnd.uniform(-0.3, 0.3))
+        publisher(w, rnd, client, ua, rec.lane(), every=every, backoff=prog.backoff)

@@ -102,7 +102,7 @@ def write_logs(json_path: Path, combined_path: Path, *, end_ms: np.ndarray, dur_
 
 
 LABEL_COLUMNS = ("client", "label", "class", "population", "attack_start", "attack_end", "active_in_outage",
-                 "requests", "intensity")
+                 "requests", "intensity", "network")
 
 
 def write_labels(path: Path, rows: list[dict]) -> None:

@@ -55,11 +55,11 @@ def test_malformed_table_most_first_with_shares():
 
 def test_feature_table_quantiles_over_measured_rows():
     raw = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 0.0], [np.nan, 10.0]])
-    table = a.feature_table(raw, ("hold_60s", "made_up"))
-    hold = table.loc["hold_60s"]
+    table = a.feature_table(raw, ("gap_60s", "made_up"))
+    hold = table.loc["gap_60s"]
     assert hold["measured"] == 0.8 and hold["p50"] == 2.5 and hold["max"] == 4.0
     assert hold["p5"] == pytest.approx(1.15) and hold["p95"] == pytest.approx(3.85)  # 1 + 0.05*3, 1 + 0.95*3
-    assert hold["measures"] == "median hold (s)" and table.loc["made_up", "measures"] == ""
+    assert hold["measures"] == "re-requests after each response in (s)" and table.loc["made_up", "measures"] == ""
 
 
 def test_populations_from_traits_and_from_labels():

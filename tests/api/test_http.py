@@ -32,7 +32,7 @@ def test_authz_blocks_the_abuser_and_allows_the_rest(make_server):
     assert r.headers["X-Model-Version"] == "test-1"
     assert int(r.headers["X-Accel-Expires"]) > 0
     assert r.content == b""
-    ok = http.post("/authz/v1/poll", headers={"X-Real-IP": "10.1.0.3"})
+    ok = http.post("/authz/v1/poll", headers={"X-Real-IP": "10.1.3.7"})
     assert ok.status_code == 200 and ok.headers["X-Authz-Decision"] == "allow" and ok.content == b""
     assert ok.headers["X-Accel-Expires"] == "5"
 
@@ -88,7 +88,7 @@ def test_score_explains_the_verdict(make_server):
     assert s["features"]["rpm_10s"] > 100
     assert s["window"]["60s"] == 60 and s["model_version"] == "test-1"
     assert s["until"] > s["updated_at"] >= T0 + 590
-    normal = http.get("/score", params={"client": "10.1.0.3"}).json()
+    normal = http.get("/score", params={"client": "10.1.3.7"}).json()
     assert (normal["known"], normal["verdict"], normal["reasons"]) == (True, "allow", [])
     unknown = http.get("/score", params={"client": "192.0.2.250"}).json()
     assert (unknown["known"], unknown["score"], unknown["features"]) == (False, None, {})

@@ -53,8 +53,8 @@ def test_reload_on_demand_and_refusal_of_a_mismatched_schema(make_server, models
     r = http.post("/v1/admin/model/reload", headers=admin)
     assert (r.status_code, r.json()) == (200, {"previous": "test-1", "version": "test-2"})
     assert http.get("/v1/model").json()["thresholds"] == {"throttle": 0.93, "block": 0.97}
-    assert http.get("/score", params={"client": "10.1.0.3"}).json()["thresholds"]["throttle"] == 0.93
-    assert http.get("/authz", headers={"X-Real-IP": "10.1.0.3"}).headers["X-Model-Version"] == "test-2"
+    assert http.get("/score", params={"client": "10.1.3.7"}).json()["thresholds"]["throttle"] == 0.93
+    assert http.get("/authz", headers={"X-Real-IP": "10.1.3.7"}).headers["X-Model-Version"] == "test-2"
     # feature state and policy states survive the swap; the policy scores against the new thresholds
     assert service.pipeline.stream is stream and service.pipeline.policy.states.keys() == states.keys()
     assert service.pipeline.policy.thresholds.throttle == 0.93 and service.pipeline.model_version == "test-2"

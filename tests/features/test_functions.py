@@ -150,3 +150,58 @@ def test_gaps_follow_each_user_agent_apart():
                     dict(client="n", start=5, end=15, ua="Y"), dict(client="n", start=15.2, end=25, ua="Y")])
     ev = ClientEvents.from_frame(frame, at=30.0, width=60.0)
     np.testing.assert_allclose(f.median_gap_seconds(ev), [0.35])
+
+
+def test_repeated_answers_count_the_same_request_answered_again():
+    # r replays cursor=0 three times with data (2 repeats), plus one empty 204 and one 404 of the same
+    # request that do not count; m moves its cursor on (no repeat); 30 s window -> counts x 2 per minute
+    frame = events([
+        dict(client="r", start=71, end=71.1, query="cursor=0", bytes=30_000),
+        dict(client="r", start=72, end=72.1, query="cursor=0", bytes=30_000),
+        dict(client="r", start=73, end=73.1, query="cursor=0", bytes=31_000),
+        dict(client="r", start=74, end=99, query="cursor=0", status=204),
+        dict(client="r", start=99, end=99.5, query="cursor=0", status=404, bytes=100),
+        dict(client="m", start=71, end=80, query="cursor=5", bytes=500),
+        dict(client="m", start=80, end=90, query="cursor=6", bytes=500),
+        dict(client="m", start=90, end=95, query="cursor=7", bytes=500, ua="other"),
+        dict(client="m", start=96, end=96.1, method="POST", path="/v1/publish", bytes=20),  # writes never
+        dict(client="m", start=97, end=97.1, method="POST", path="/v1/publish", bytes=20),  # repeat
+    ])
+    ev = ClientEvents.from_frame(frame, at=100.0, width=30.0, clients=np.array(["r", "m"], dtype=object))
+    np.testing.assert_allclose(f.repeated_answers_per_ua_per_minute(ev), [4.0, 0.0])
+
+
+def test_prefix_view_counts_every_address_of_the_prefix():
+    # 203.0.113.0/24 holds .1 (2 requests, ua A, one 401), .2 (1 request, ua A, a 499) and .3 (1 request,
+    # ua B, ended before the 60 s window); 198.51.100.7 is alone; 2001:db8::/64 holds ::1 and ::2 (ua C)
+    frame = events([
+        dict(client="203.0.113.1", start=50, end=51, ua="A"),
+        dict(client="203.0.113.1", start=52, end=53, ua="A", status=401),
+        dict(client="203.0.113.2", start=60, end=61, ua="A", status=499),
+        dict(client="203.0.113.3", start=10, end=30, ua="B"),
+        dict(client="198.51.100.7", start=70, end=71, ua="A"),
+        dict(client="2001:db8::1", start=80, end=81, ua="C"),
+        dict(client="2001:db8::2", start=82, end=83, ua="C", status=429),
+    ])
+    clients = np.array(["203.0.113.1", "198.51.100.7", "2001:db8::2"], dtype=object)
+    ev = ClientEvents.from_frame(frame, at=100.0, width=60.0, clients=clients)
+    np.testing.assert_allclose(f.prefix_addresses(ev), [2, 1, 2])
+    np.testing.assert_allclose(f.prefix_requests_per_ua_per_minute(ev), [3, 1, 2])  # one UA in each prefix
+    np.testing.assert_allclose(f.prefix_failures_per_ua_per_minute(ev), [2, 0, 1])
+    # on a 40 s window (60, 100] .1's requests (ended 51, 53) are out: the /24 shows .2 alone, 1 in 40 s
+    ev40 = ClientEvents.from_frame(frame, at=100.0, width=40.0, clients=np.array(["203.0.113.2"], dtype=object))
+    np.testing.assert_allclose(f.prefix_addresses(ev40), [1])
+    np.testing.assert_allclose(f.prefix_failures_per_ua_per_minute(ev40), [1.5])
+
+
+def test_hold_share_divides_by_the_servers_hold_seen_in_the_traffic():
+    # durations in the window: 55 (x3, the server's hold), 5, 0.5; the 99th percentile of
+    # [0.5, 5, 55, 55, 55] is 55. Client h holds 55 and 55 -> 1.0; client c: 5 and 0.5 -> median 2.75 -> 0.05
+    frame = events([dict(client="h", start=0, end=55), dict(client="h", start=55, end=110),
+                    dict(client="x", start=50, end=105),
+                    dict(client="c", start=100, end=105), dict(client="c", start=105, end=105.5)])
+    ev = ClientEvents.from_frame(frame, at=110.0, width=60.0, clients=np.array(["h", "c"], dtype=object))
+    assert ev.population_hold == pytest.approx(55.0)
+    np.testing.assert_allclose(f.hold_share(ev), [1.0, 0.05])
+    no_durations = events([dict(client="h", start=0, end=55, duration=float("nan"))])
+    assert np.isnan(f.hold_share(ClientEvents.from_frame(no_durations, at=60.0, width=60.0))).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from detector.features.catalog import FEATURE_NAMES
@@ -74,3 +75,66 @@ def test_batch_size_does_not_change_the_features():
     assert [f.at for f in a] == [f.at for f in b]
     for fa, fb in zip(a, b):
         pd.testing.assert_frame_equal(fa.to_frame().sort_index(), fb.to_frame().sort_index())
+
+
+def test_a_prefix_with_several_active_addresses_is_also_scored_whole():
+    # .1 and .2 of 203.0.113.0/24 each send 3 requests in (40, 100]; 198.51.100.9 is alone in its /24
+    rows = [dict(client=f"203.0.113.{i}", start=t, end=t + 0.5, ua="bot") for i in (1, 2) for t in (50, 70, 90)]
+    rows += [dict(client="198.51.100.9", start=95.0, end=99.5, ua="Mozilla")]
+    s = FeatureStream(tick=100.0, lateness=0.0)
+    frames = list(s.push(events(rows))) + list(s.finish())
+    (frame,) = frames
+    table = frame.to_frame()
+    assert sorted(table.index) == ["198.51.100.9", "203.0.113.0/24", "203.0.113.1", "203.0.113.2"]
+    whole = table.loc["203.0.113.0/24"]
+    # one agent on two addresses is two programs (address, agent): 6 requests, 3 per program
+    assert whole["rpm_60s"] == 6 and whole["rpm_per_ua_60s"] == 3 and whole["user_agents_60s"] == 2
+    assert whole["prefix_addresses_60s"] == 2 and table.loc["203.0.113.1", "rpm_60s"] == 3
+    off = FeatureStream(tick=100.0, lateness=0.0, prefix_clients=0)
+    (frame,) = list(off.push(events(rows))) + list(off.finish())
+    assert "203.0.113.0/24" not in list(frame.clients)
+
+
+def test_a_prefix_one_address_dominates_is_left_to_that_address():
+    # .1 sends 6 of the /24's 8 requests: it is judged alone, its neighbour .2 is not blamed with it
+    rows = [dict(client="203.0.113.1", start=t, end=t + 0.5) for t in range(50, 98, 8)]
+    rows += [dict(client="203.0.113.2", start=t, end=t + 0.5) for t in (60, 80)]
+    s = FeatureStream(tick=100.0, lateness=0.0)
+    (frame,) = list(s.push(events(rows))) + list(s.finish())
+    assert sorted(frame.clients) == ["203.0.113.1", "203.0.113.2"]
+
+
+def test_a_prefix_with_one_address_far_above_the_others_is_left_to_that_address():
+    # four addresses: .1 sends 6 requests, .2-.4 one each -> .1 has 6 of 9 (over half) and 6x the median
+    # (1); with .1 at 3 requests (3 of 6: half, 3x the median) the /24 is judged whole
+    quiet = [dict(client=f"203.0.113.{i}", start=70.0, end=71.0) for i in (2, 3, 4)]
+    for loud, whole in ((6, False), (3, True)):
+        rows = quiet + [dict(client="203.0.113.1", start=50.0 + 5 * k, end=50.5 + 5 * k) for k in range(loud)]
+        s = FeatureStream(tick=100.0, lateness=0.0)
+        (frame,) = list(s.push(events(rows))) + list(s.finish())
+        assert ("203.0.113.0/24" in list(frame.clients)) is whole
+
+
+def test_a_prefix_where_one_address_has_most_of_the_failures_is_left_to_that_address():
+    # four phones poll alike; .1 also gets the /24's only 401s (3 of them): the failures are its doing
+    rows = [dict(client=f"203.0.113.{i}", start=60.0 + i, end=61.0 + i) for i in (1, 2, 3, 4) for _ in (0, 1)]
+    rows += [dict(client="203.0.113.1", start=80.0 + k, end=80.5 + k, status=401) for k in range(3)]
+    s = FeatureStream(tick=100.0, lateness=0.0)
+    (frame,) = list(s.push(events(rows))) + list(s.finish())
+    assert "203.0.113.0/24" not in list(frame.clients)
+    spread = rows[:8] + [dict(r, client=f"203.0.113.{k + 2}") for k, r in enumerate(rows[8:])]
+    s = FeatureStream(tick=100.0, lateness=0.0)
+    (frame,) = list(s.push(events(spread))) + list(s.finish())
+    assert "203.0.113.0/24" in list(frame.clients)  # the same 401s from three addresses: judged whole
+
+
+def test_a_prefix_scored_whole_counts_each_address_and_agent_as_one_program():
+    # three hosts of a fleet, one user agent, each holding one 25 s poll on the same channel and cursor:
+    # per program (address, agent) that is one open poll and no repeat, not three polls of one agent
+    rows = [dict(client=f"203.0.113.{i}", start=70.0, end=95.0, query="cursor=9", bytes=300, ua="lib/1.0")
+            for i in (1, 2, 3)]
+    s = FeatureStream(tick=100.0, lateness=0.0)
+    (frame,) = list(s.push(events(rows))) + list(s.finish())
+    whole = frame.to_frame().loc["203.0.113.0/24"]
+    assert whole["user_agents_60s"] == 3 and whole["repeats_per_ua_60s"] == 0
+    assert whole["busiest_ua_concurrency_60s"] == pytest.approx(25 / 60)

@@ -122,9 +122,29 @@ def test_fit_model_leaves_incident_ticks_out_of_calibration(small_model):
         groups=np.r_[np.char.add("0:", clients.astype(str)), ["0:6.6.6.6"] * len(loop)].astype(object),
         at=np.r_[at, t_loop], failing=np.r_[np.zeros(len(at)), np.full(len(loop), 0.9)], stats=IngestStats())
     params = dict(n_estimators=30, max_samples=256, throttle_fpr=0.0, block_fpr=0.0)
-    guarded = fit_model(rows, PolicyConfig(incident_share=0.3), **params)
-    unguarded = fit_model(rows, PolicyConfig(incident_share=1.0), **params)
+    guarded = fit_model(rows, PolicyConfig(incident_share=0.3, confirm_within=0), **params)
+    unguarded = fit_model(rows, PolicyConfig(incident_share=1.0, confirm_within=0), **params)
     # with throttle_fpr 0 the threshold is the highest training client: the loop only when not excluded
     loop_max = guarded.score_samples(loop).max()
     assert guarded.thresholds_.throttle < loop_max
-    assert unguarded.thresholds_.throttle == pytest.approx(unguarded.score_samples(loop).max())
+    assert unguarded.thresholds_.incident is None  # no incident ticks in training: no verdicts in incidents
+    assert guarded.thresholds_.incident is None  # one client in incidents: too few to calibrate on
+    loop_scores = unguarded.score_samples(loop)
+    assert unguarded.thresholds_.throttle == pytest.approx(loop_scores.max())
+    # calibrated on confirmed scores (the lower of two ticks in a row), the loop's single highest tick
+    # does not set the threshold: its best pair of consecutive ticks does
+    confirmed = fit_model(rows, PolicyConfig(incident_share=1.0, confirm_within=30), **params)
+    best_pair = np.minimum(loop_scores[1:], loop_scores[:-1]).max()
+    assert best_pair < loop_scores.max()
+    assert confirmed.thresholds_.throttle == pytest.approx(best_pair)
+
+
+def test_the_incident_threshold_is_the_tail_of_clients_scores_during_incidents(small_model):
+    model, _ = small_model
+    per_client = np.linspace(0.5, 0.9, 400)  # 400 clients' scores in incidents, top 1 %: 4 < min_tail
+    clients = np.array([f"c{i}" for i in range(400)])
+    assert model.calibrate_incident(per_client, clients) == pytest.approx(
+        max(np.quantile(per_client, 1 - model.throttle_fpr), model.thresholds_.throttle))
+    assert model.calibrate_incident(per_client[:100], clients[:100]) is None  # under 200 clients
+    low = np.full(400, 0.1)  # incidents calmer than ordinary ticks: never below the ordinary threshold
+    assert model.calibrate_incident(low, clients) == model.thresholds_.throttle

@@ -10,7 +10,7 @@ from detector.records import Thresholds
 
 THR = Thresholds(throttle=0.6, block=0.8)
 CFG = PolicyConfig(throttle_ttl=100, block_ttl=300, max_ttl=1000, escalate_after=30, hysteresis=0.05,
-                   forget_after=3600)
+                   forget_after=3600, confirm_within=0)  # single-tick rules; confirmation is tested apart
 
 
 def test_below_threshold_is_nothing_to_remember():
@@ -76,14 +76,14 @@ def test_first_verdict_carries_reasons_and_version():
 
 
 def test_allowlist_always_wins():
-    p = Policy(THR, PolicyConfig(allowlist=parse_networks(["198.51.100.0/24"])))
+    p = Policy(THR, PolicyConfig(allowlist=parse_networks(["198.51.100.0/24"]), confirm_within=0))
     assert p.update(1.0, ["198.51.100.7", "203.0.113.1"], [0.99, 0.99]) != []
     assert p.current("198.51.100.7", 2.0) is None
     assert p.current("203.0.113.1", 2.0).action == "block"
 
 
 def test_shadow_mode_marks_verdicts_simulated():
-    p = Policy(THR, PolicyConfig(shadow=True))
+    p = Policy(THR, PolicyConfig(shadow=True, confirm_within=0))
     [v] = p.update(1.0, ["a"], [0.7])
     assert v.simulated and v.action == "throttle"
     assert v.to_json()["simulated"] is True
@@ -97,7 +97,7 @@ def test_quiet_clients_leave_no_state(score):
 
 
 def test_nobody_is_blamed_while_everyone_is_failing():
-    cfg = PolicyConfig(throttle_ttl=100, incident_share=0.3, incident_grace=60)
+    cfg = PolicyConfig(throttle_ttl=100, incident_share=0.3, incident_grace=60, confirm_within=0)
     p = Policy(THR, cfg)
     assert p.update(0.0, ["a"], [0.7], failing_share=0.05) != []  # an ordinary moment: a is throttled
     # an outage: 80 % of clients fail; b and c look anomalous, and a would escalate, but nobody is blamed
@@ -108,3 +108,42 @@ def test_nobody_is_blamed_while_everyone_is_failing():
     # after the grace, the same score counts again
     [v] = p.update(101.0, ["b"], [0.9], failing_share=0.0)
     assert (v.client, v.action) == ("b", "block")
+
+
+def test_during_an_incident_only_scores_beyond_normal_incident_behaviour_throttle():
+    cfg = PolicyConfig(throttle_ttl=100, incident_share=0.3, incident_grace=60, confirm_within=0)
+    p = Policy(Thresholds(throttle=0.6, block=0.8, incident=0.85), cfg)
+    # an outage: b retries like everyone (0.82 < 0.85), c is far beyond (0.95): throttled, not blocked
+    changes = p.update(40.0, ["b", "c"], [0.82, 0.95], failing_share=0.8)
+    assert [(v.client, v.action) for v in changes] == [("c", "throttle")]
+    assert p.update(70.0, ["c"], [0.97], failing_share=0.0) == []  # in the grace: no escalation to block
+    # a prefix scored whole sums its addresses' retries: not newly judged during the incident
+    assert p.update(72.0, ["203.0.113.0/24"], [0.99], failing_share=0.0) == []
+
+
+def test_a_verdict_needs_two_scores_over_the_threshold_within_confirm_within():
+    cfg = PolicyConfig(throttle_ttl=100, block_ttl=300, confirm_within=30)
+    p = Policy(THR, cfg)
+    assert p.update(0.0, ["odd", "loop"], [0.7, 0.9]) == []  # one tick: nothing yet
+    assert p.update(40.0, ["odd"], [0.7]) == []  # its last high score is 40 s old: not confirmed
+    changes = p.update(2.0, ["loop"], [0.95])  # confirmed: judged on the lower score, 0.9 -> block
+    assert [(v.client, v.action, v.score) for v in changes] == [("loop", "block", 0.9)]
+    changes = p.update(60.0, ["odd"], [0.65])  # 20 s after 0.7: min 0.65 -> throttle
+    assert [(v.client, v.action, v.score) for v in changes] == [("odd", "throttle", 0.65)]
+    assert p.update(62.0, ["calm"], [0.2]) == [] and "calm" not in p._recent  # only scores near the threshold kept
+    assert p.forget(200.0) == 0 and p._recent == {}  # lapsed remembered scores are dropped
+
+
+def test_a_shared_address_is_throttled_at_most():
+    cfg = PolicyConfig(throttle_ttl=100, block_ttl=300, escalate_after=30, confirm_within=0, shared_agents=8)
+    p = Policy(THR, cfg)
+    changes = p.update(0.0, ["office", "flood"], [0.95, 0.95], agents=[30, 1])
+    assert [(v.client, v.action) for v in changes] == [("office", "throttle"), ("flood", "block")]
+    assert p.update(40.0, ["office"], [0.95], agents=[30]) == []  # no escalation either
+    assert [(v.client, v.action) for v in p.update(41.0, ["office"], [0.95], agents=[7])] == [("office", "block")]
+
+
+def test_a_prefix_holding_an_allowlisted_address_is_not_judged_whole():
+    p = Policy(THR, PolicyConfig(allowlist=parse_networks(["198.51.100.7"]), confirm_within=0))
+    changes = p.update(0.0, ["198.51.100.0/24", "203.0.113.0/24"], [0.95, 0.95])
+    assert [v.client for v in changes] == ["203.0.113.0/24"]

@@ -50,7 +50,7 @@ def test_verdicts_start_and_end_model_decisions(make_store):
 def test_model_decisions_carry_the_policys_escalating_ttls(make_store):
     store = make_store()
     policy = Policy(Thresholds(0.6, 0.8), PolicyConfig(throttle_ttl=100, block_ttl=200, max_ttl=350,
-                                                       escalate_after=1e9, hysteresis=0.0))
+                                                       escalate_after=1e9, hysteresis=0.0, confirm_within=0))
     durations = []
     at = T0
     for _ in range(4):  # offend, lapse, offend again ...
@@ -233,3 +233,11 @@ def test_durations():
     for bad in ("", "4x", "h", "-5", "0", "1h-2m", "nan"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_a_model_verdict_on_a_prefix_applies_to_its_addresses_unless_one_is_allowlisted(make_store):
+    store = make_store(allowlist=["192.0.2.9"])
+    store.apply([block("203.0.113.0/24", T0, T0 + 900), block("192.0.2.0/24", T0, T0 + 900)])
+    assert [(d.scope, d.value) for d in store.decisions(T0)] == [("Range", "203.0.113.0/24")]
+    assert store.answer("203.0.113.77", T0 + 1).action == "block"
+    assert store.answer("192.0.2.10", T0 + 1).action == "allow"  # its /24 holds an allowlisted address
