@@ -169,9 +169,7 @@ class AnomalyModel(BaseEstimator):
         """Thresholds from training scores: per client (its highest score) when ``groups`` is given."""
         throttle_fpr = self.throttle_fpr if throttle_fpr is None else throttle_fpr
         block_fpr = self.block_fpr if block_fpr is None else block_fpr
-        per_client = (pd.Series(scores).groupby(np.asarray(groups)).max().to_numpy()
-                      if groups is not None else np.asarray(scores))
-        per_client = np.sort(per_client)
+        per_client = np.sort(_highest_per_client(scores, groups))
         if self.contamination > 0:
             per_client = per_client[: max(1, int(round(len(per_client) * (1 - self.contamination))))]
         throttle = tail_quantile(per_client, throttle_fpr, self.tail_share)
@@ -185,11 +183,8 @@ class AnomalyModel(BaseEstimator):
         (an outage: everyone retries at once): the ``throttle_fpr`` tail of their highest scores then, and
         never below the ordinary throttle threshold. ``None`` (no new verdicts during incidents) when the
         training logs hold fewer than ``min_clients`` clients in incidents."""
-        if len(scores) == 0:
-            return None
-        per_client = (pd.Series(scores).groupby(np.asarray(groups)).max().to_numpy()
-                      if groups is not None else np.asarray(scores))
-        if len(per_client) < min_clients:
+        per_client = _highest_per_client(scores, groups)
+        if len(per_client) < max(min_clients, 1):
             return None
         return max(tail_quantile(per_client, self.throttle_fpr, self.tail_share), self.thresholds_.throttle)
 
@@ -209,6 +204,13 @@ class AnomalyModel(BaseEstimator):
             out.append((spec.name, f"{spec.label} {_fmt(raw[i])}{spec.unit} "
                                    f"(normal {_fmt(lo)}–{_fmt(hi)}{spec.unit})"))
         return out
+
+
+def _highest_per_client(scores: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """Each client's highest score (the scores themselves without ``groups``)."""
+    if groups is None:
+        return np.asarray(scores, dtype=np.float64)
+    return pd.Series(scores, dtype=np.float64).groupby(np.asarray(groups)).max().to_numpy()
 
 
 def tail_quantile(values: np.ndarray, p: float, tail_share: float = 0.01, min_tail: int = 10) -> float:

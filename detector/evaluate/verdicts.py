@@ -8,7 +8,6 @@ carrier's pool counts against each phone in it.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from pathlib import Path
 from typing import Iterable
@@ -17,6 +16,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from detector.ingest.identity import in_networks, parse_networks
 from detector.records import ACTIONS
 
 FLAGS = ("throttle", "block")
@@ -155,19 +155,12 @@ def expand_range_scores(scores: pd.Series, clients: Iterable[str]) -> pd.Series:
 
 def _members(keys: Iterable[str], clients: Iterable[str]) -> dict[str, list[str]]:
     """For each key that is a network, the ``clients`` (addresses) inside it."""
-    ranges = []
+    networks = {}
     for key in keys:
         if "/" in str(key):
             try:
-                ranges.append((key, ipaddress.ip_network(key, strict=False)))
+                networks[key] = parse_networks([key])
             except ValueError:
                 continue
-    if not ranges:
-        return {}
-    addresses = {}
-    for c in clients:
-        try:
-            addresses[c] = ipaddress.ip_address(c)
-        except ValueError:
-            continue
-    return {key: [c for c, a in addresses.items() if a.version == net.version and a in net] for key, net in ranges}
+    clients = list(clients) if networks else []
+    return {key: [c for c in clients if in_networks(c, net)] for key, net in networks.items()}

@@ -55,6 +55,18 @@ _COLUMNS = ("client", "start", "end", "duration", "status", "bytes", "path", "ua
 _CODES = ("client", "status", "path", "ua", "request", "prefix")
 
 
+def distinct_per_group(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Number of distinct integer ``values`` per integer group ``0..n-1``.
+
+    >>> distinct_per_group(np.array([0, 0, 0, 2]), np.array([7, 7, 3, 7]), 3).tolist()
+    [2.0, 0.0, 1.0]
+    """
+    if len(values) == 0:
+        return np.zeros(n)
+    base = int(values.max()) + 1
+    return np.bincount(np.unique(groups * base + values) // base, minlength=n).astype(np.float64)
+
+
 def group_median(values: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
     """Median of ``values`` per integer group ``0..n-1`` (NaN for an empty group), in numpy alone.
 
@@ -180,14 +192,10 @@ class PrefixView:
             return cls(zero, zero, zero, zero)
         keys, inverse = np.unique(prefix, return_inverse=True)
         k = len(keys)
-
-        def distinct(values: np.ndarray) -> np.ndarray:
-            base = int(values.max()) + 1
-            return np.bincount(np.unique(inverse * base + values) // base, minlength=k).astype(np.float64)
-
         fail = ((status >= 400) & (status < 500)).astype(np.float64)
-        per = np.column_stack([distinct(client), np.bincount(inverse, minlength=k).astype(np.float64),
-                               distinct(ua), np.bincount(inverse, weights=fail, minlength=k)])
+        per = np.column_stack([distinct_per_group(inverse, client, k),
+                               np.bincount(inverse, minlength=k).astype(np.float64),
+                               distinct_per_group(inverse, ua, k), np.bincount(inverse, weights=fail, minlength=k)])
         at = np.searchsorted(keys, client_prefix)
         found = (at < k) & (keys[np.minimum(at, k - 1)] == client_prefix)
         rows = np.where(found[:, None], per[np.minimum(at, k - 1)], 0.0)
@@ -248,11 +256,7 @@ class ClientEvents:
 
     def distinct(self, values: np.ndarray) -> np.ndarray:
         """Per-client number of distinct integer ``values``."""
-        if len(values) == 0:
-            return np.zeros(self.n)
-        base = int(values.max()) + 1
-        pairs = np.unique(self.code * base + values)
-        return np.bincount(pairs // base, minlength=self.n).astype(np.float64)
+        return distinct_per_group(self.code, values, self.n)
 
     @classmethod
     def from_arrays(cls, ev: EventArrays, at: float, width: float, groups: np.ndarray,

@@ -66,6 +66,7 @@ def client_from_forwarded(remote_addr: str, forwarded_for: str, trusted: tuple[N
     return hops[0] if hops else remote_addr
 
 
+@lru_cache(maxsize=65536)
 def prefix_of(client: str, v4_bits: int = 24, v6_bits: int = 64) -> str:
     """The IPv4 /24 or IPv6 /64 a client address belongs to; non-addresses are their own prefix.
 

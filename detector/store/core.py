@@ -174,7 +174,7 @@ class Store:
             if current is not None:
                 self._lift(current, v.at)
             return
-        if self._allow.covering(t) or any(t.covers(target_of(e.value)) for e in self._allow_within(t)):
+        if self._allow.covering(t) or self._allows_inside(t):
             if current is not None:
                 self._lift(current, v.at)
             return
@@ -255,11 +255,10 @@ class Store:
             live = list(self._live.values())
         return Counter((d.type, d.origin, d.simulated) for d in live if d.active(now))
 
-    def _allow_within(self, t) -> list[AllowEntry]:
-        """Allowlist entries a model verdict on the range ``t`` might cover (all of them; none for an address):
-        a prefix scored whole is not blocked over an allowlisted address inside it, as a bouncer pulling
-        the range would not know the exception."""
-        return self.allowlist() if t.scope == "Range" else []
+    def _allows_inside(self, t) -> bool:
+        """True if ``t`` is a range holding an allowlisted address or CIDR: a prefix scored whole is not
+        blocked over it, as a bouncer pulling the range would not know the exception."""
+        return t.scope == "Range" and any(t.covers(target_of(e.value)) for e in self.allowlist())
 
     def allowlist(self) -> list[AllowEntry]:
         return list(self._config_allow) + sorted(self._allow_entries.values(), key=lambda e: e.id)
