@@ -47,7 +47,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     t0 = time.monotonic()
     summary = simulate(args.out, minutes=args.minutes, seed=args.seed, clients=args.clients,
-                       attackers=args.attackers, attacks=not args.no_attacks, progress=_say)
+                       attackers=args.attackers, attacks=not args.no_attacks, hold=args.hold, progress=_say)
     _say(f"wrote {summary.lines} lines for {summary.clients} clients ({summary.attackers} abusive) "
          f"to {args.out} in {time.monotonic() - t0:.1f} s")
     return 0
@@ -239,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--clients", type=int, default=2000, help="normal client addresses")
     s.add_argument("--attackers", type=int, default=40, help="abusive actors")
     s.add_argument("--no-attacks", action="store_true", help="normal traffic only (to train on)")
+    s.add_argument("--hold", type=float, default=25.0,
+                   help="seconds the server holds a poll with nothing to answer (default 25)")
     s.set_defaults(func=cmd_simulate)
 
     t = sub.add_parser("train", help="fit a model artifact from logs")

@@ -4,11 +4,22 @@
 ``-IsolationForest.score_samples`` (computed by ``detector.forest`` for speed), the forest's anomaly score in (0, 1]: about 0.5 for ordinary
 points, towards 1 for points isolated in very few splits.
 
+A forest cannot tell how far beyond its training data a point lies: a split falls between training
+values, so a client with 53 failed logins a minute lands in the same leaf as the training day's worst
+client with one. For the features marked ``ceiling`` in the catalogue (counts of what one program does,
+where more is worse) the model remembers the training day's highest value, and a client beyond it has
+its score moved towards 1: the distance left to 1 shrinks by ``exp(-beyond * excess)``, ``excess``
+being how far past the ceiling it is in ``log1p`` units (1: about e times the ceiling).
+Thresholds are calibrated on scores cross-fitted the same way (each training log, or half of the
+clients, judged against the ceilings of the others), so they count how often a normal client of a new
+day goes past the old day's highest.
+
 The wrapper follows scikit-learn's estimator contract (``fit``, ``score_samples``, fitted attributes end
 in ``_``). It takes *raw* feature values and owns their transform (``log1p`` of heavy-tailed columns,
 median imputation of values a window could not measure), so an artifact carries everything needed to
 score. Thresholds are calibrated per client, not per row: a client is scored at many ticks, so the
-throttle threshold is the ``1 - throttle_fpr`` quantile of the training clients' highest scores.
+throttle threshold is the ``1 - throttle_fpr`` quantile of the training clients' highest (cross-fitted)
+scores; ``training_["score_quantiles"]`` in the card are those cross-fitted scores too.
 """
 
 from __future__ import annotations
@@ -64,12 +75,22 @@ class AnomalyModel(BaseEstimator):
         thresholds are read off an exponential fit to this top share of the training clients' scores
         (``tail_quantile``), not off the one or two clients the raw quantile would pick; 0 uses the raw
         quantile.
+    beyond:
+        how strongly a value past a ``ceiling`` feature's training maximum raises the score (see the
+        module docstring); 0 scores with the forest alone. At 0.5 a client scored 0.55 by the forest
+        reaches a typical throttle threshold (0.66) at about 1.75 times the ceiling and a typical block
+        threshold (0.77) at about 3.8 times: one count somewhat past the training day throttles, only
+        one far past it blocks.
+    ceiling_floor:
+        no ceiling is below this raw value (6: one event in a 10 s window, per minute): a count the
+        training day barely saw (no 429s, one 404 a minute) is not suspicious at its first few events.
     """
 
     def __init__(self, n_estimators: int = 300, max_samples: int = 4096, max_rows: int = 200_000,
                  random_state: int = 0, throttle_fpr: float = 1e-3, block_fpr: float = 1e-4,
                  contamination: float = 0.0, specs: Sequence[FeatureSpec] = FEATURES, max_features: float = 1.0,
-                 block_margin: float = 0.5, tail_share: float = 0.01):
+                 block_margin: float = 0.5, tail_share: float = 0.01, beyond: float = 0.5,
+                 ceiling_floor: float = 6.0):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.max_features = max_features
@@ -81,6 +102,8 @@ class AnomalyModel(BaseEstimator):
         self.specs = specs
         self.block_margin = block_margin
         self.tail_share = tail_share
+        self.beyond = beyond
+        self.ceiling_floor = ceiling_floor
 
     # -- the transform the artifact owns ------------------------------------------------------
     def _logs(self, raw: np.ndarray) -> np.ndarray:
@@ -99,13 +122,15 @@ class AnomalyModel(BaseEstimator):
 
     def fit(self, X: np.ndarray, y=None, groups: np.ndarray | None = None,
             exclude: np.ndarray | None = None,
-            judged: Callable[[np.ndarray], np.ndarray] | None = None) -> AnomalyModel:
+            judged: Callable[[np.ndarray], np.ndarray] | None = None,
+            folds: np.ndarray | None = None) -> AnomalyModel:
         """Fit on raw feature rows; ``groups`` (the client of each row) makes calibration per client.
 
         Rows flagged in ``exclude`` (ticks the policy never blames, such as an outage) shape the forest
         but not the thresholds. ``judged`` maps the rows' scores to the scores the policy acts on (its
         confirmation rule, ``detector.policy.confirmed_scores``), so that the thresholds are calibrated on
-        what will be judged.
+        what will be judged. ``folds`` (the log of each row) cross-fits the ceilings for calibration; without
+        it, or with one log, the clients are split in two halves.
         """
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(self.specs):
@@ -116,6 +141,7 @@ class AnomalyModel(BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.log_mask_ = np.array([s.log for s in self.specs], dtype=bool)
         x = self._logs(X)
+        measured = x.copy()  # before imputation: a ceiling is what clients were measured doing
         with warnings.catch_warnings():  # a column a format never fills (hold time in combined logs)
             warnings.simplefilter("ignore", RuntimeWarning)
             self.impute_ = np.nan_to_num(np.nanmedian(x, axis=0), nan=0.0)
@@ -132,7 +158,17 @@ class AnomalyModel(BaseEstimator):
         self.reference_ = np.nan_to_num(reference, nan=0.0)
         self.scale_ = np.maximum(np.subtract(*np.percentile(x, [95, 5], axis=0)), 1e-3)
         self.center_ = np.median(x, axis=0)
-        scores = self.score_samples(X)
+        # Ceilings come from every row, incident ticks included: a normal client retrying through an
+        # outage sets how many 5xx a program may get before that alone counts against it.
+        self.ceiling_ = self._ceilings(measured)
+        self.ceiling_raw_ = np.where(self.log_mask_, np.expm1(self.ceiling_), self.ceiling_)
+        forest = self._compiled_forest().score(x)
+        scores = np.empty(len(x))
+        for fold in _folds(folds, groups, len(x)):
+            others = np.ones(len(x), dtype=bool)
+            others[fold] = False
+            held_out = self._ceilings(measured[others]) if others.any() else self.ceiling_
+            scores[fold] = self._raise(forest[fold], x[fold], held_out)
         keep = np.ones(len(X), dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
         acted_on = scores if judged is None else np.maximum(judged(scores), 0.0)
         grouped = None if groups is None else np.asarray(groups)
@@ -154,10 +190,32 @@ class AnomalyModel(BaseEstimator):
             return np.empty(0)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"expected {self.n_features_in_} features, got {X.shape[1]}")
+        x = self._transform(X)
+        return self._raise(self._compiled_forest().score(x), x, self.ceiling_)
+
+    def _compiled_forest(self) -> CompiledForest:
         compiled = self.__dict__.get("_compiled")
         if compiled is None:  # built on first use, not pickled: the artifact holds the sklearn forest
             compiled = self._compiled = CompiledForest.from_sklearn(self.forest_)
-        return compiled.score(self._transform(X))
+        return compiled
+
+    def _ceilings(self, measured: np.ndarray) -> np.ndarray:
+        """Per feature (transformed, before imputation): the highest value measured, never below the
+        floor; +inf for features without a ceiling and for those these rows never measured."""
+        floor = np.where(self.log_mask_, np.log1p(max(self.ceiling_floor, 0.0)), self.ceiling_floor)
+        ceiling = np.array([s.ceiling for s in self.specs], dtype=bool) & ~np.isnan(measured).all(axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            top = np.nanmax(measured, axis=0) if len(measured) else np.full(measured.shape[1], np.nan)
+        return np.where(ceiling, np.maximum(np.nan_to_num(top, nan=-np.inf), floor), np.inf)
+
+    def _raise(self, scores: np.ndarray, x: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
+        """Forest scores moved towards 1 where a transformed row ``x`` passes a ``ceiling``."""
+        cols = np.isfinite(ceiling)
+        if self.beyond <= 0 or not cols.any():
+            return scores
+        excess = np.clip(x[:, cols] - ceiling[cols], 0.0, None).max(axis=1, initial=0.0)
+        return 1.0 - (1.0 - scores) * np.exp(-self.beyond * excess)
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
@@ -189,21 +247,44 @@ class AnomalyModel(BaseEstimator):
         return max(tail_quantile(per_client, self.throttle_fpr, self.tail_share), self.thresholds_.throttle)
 
     def explain(self, raw: np.ndarray, top: int = 3) -> list[tuple[str, str]]:
-        """The ``top`` features that lie furthest outside the training day, as (name, plain words)."""
+        """The ``top`` features that lie furthest outside the training day, as (name, plain words); those
+        past their ceiling first, with the ceiling ("past the training ceiling 6")."""
         check_is_fitted(self, "forest_")
         raw = np.asarray(raw, dtype=np.float64)
         x = self._transform(raw[None, :])[0]
         z = np.abs(x - self.center_) / self.scale_
         z[np.isnan(raw) | np.array([s.context for s in self.specs])] = 0.0
+        past = x > self.ceiling_
+        z[past] += 1e6 * (1.0 + x[past] - self.ceiling_[past])  # past the training day's highest: named first
         out = []
         for i in np.argsort(-z)[:top]:
             if z[i] < 0.5:
                 break
             spec = self.specs[i]
             lo, _mid, hi = self.reference_[:, i]
+            most = f"; past the training ceiling {_fmt(self.ceiling_raw_[i])}{spec.unit}" if past[i] else ""
             out.append((spec.name, f"{spec.label} {_fmt(raw[i])}{spec.unit} "
-                                   f"(normal {_fmt(lo)}–{_fmt(hi)}{spec.unit})"))
+                                   f"(normal {_fmt(lo)}–{_fmt(hi)}{spec.unit}{most})"))
         return out
+
+
+def _folds(folds: np.ndarray | None, groups: np.ndarray | None, n: int) -> list[np.ndarray]:
+    """Row indices of each calibration fold: one per value of ``folds`` (the training logs) when there are
+    two or more, else two halves of the clients (``groups``; of the rows without them).
+
+    >>> [f.tolist() for f in _folds(np.array(["a", "b", "a"]), None, 3)]
+    [[0, 2], [1]]
+    >>> [f.tolist() for f in _folds(None, None, 4)]
+    [[0, 2], [1, 3]]
+    """
+    if folds is not None and len(np.unique(folds)) > 1:
+        _, code = np.unique(np.asarray(folds), return_inverse=True)
+    elif groups is not None:
+        _, code = np.unique(np.asarray(groups), return_inverse=True)
+        code = code % 2
+    else:
+        code = np.arange(n) % 2
+    return [np.flatnonzero(code == k) for k in np.unique(code)]
 
 
 def _highest_per_client(scores: np.ndarray, groups: np.ndarray | None) -> np.ndarray:

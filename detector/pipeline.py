@@ -153,4 +153,4 @@ def fit_model(rows: TrainingRows, policy: PolicyConfig | None = None, **params) 
     def judged(scores: np.ndarray) -> np.ndarray:
         return confirmed_scores(scores, rows.groups, rows.at, policy.confirm_within)
 
-    return AnomalyModel(**params).fit(rows.raw, groups=rows.groups, exclude=exclude, judged=judged)
+    return AnomalyModel(**params).fit(rows.raw, groups=rows.groups, exclude=exclude, judged=judged, folds=logs)

@@ -17,7 +17,15 @@ from detector.features.view import ClientEvents
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One model input: ``fn`` over a window of ``window`` seconds; ``log`` asks the model to ``log1p`` it."""
+    """One model input: ``fn`` over a window of ``window`` seconds; ``log`` asks the model to ``log1p`` it.
+
+    ``ceiling`` marks a count of what one program does (per user agent), where more is worse: a client
+    beyond the most any training client ever reached is suspicious by that alone (``AnomalyModel.beyond``).
+    Counts of how many people share an address, neighbours' traffic and timing shapes are not ceilings;
+    nor are bytes, which depend on what the site serves (a page of images, a download) more than on what
+    the client does: a model trained on a long-poll API's small answers blocked 39 readers of a blog's
+    images and downloads when bytes had ceilings.
+    """
 
     name: str
     window: float
@@ -26,46 +34,61 @@ class FeatureSpec:
     unit: str = ""
     log: bool = True
     context: bool = False  # describes everyone at this moment, so never named as a client's reason
+    ceiling: bool = False
 
 
 FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("rpm_10s", 10, f.requests_per_minute, "requests per minute (last 10 s)"),
     FeatureSpec("aborts_per_ua_10s", 10, f.aborts_per_ua_per_minute,
-                "aborted requests (499) per minute per user agent (last 10 s)"),
+                "aborted requests (499) per minute per user agent (last 10 s)", ceiling=True),
     FeatureSpec("client_errors_per_ua_10s", 10, f.client_errors_per_ua_per_minute,
-                "4xx answers per minute per user agent (last 10 s)"),
+                "4xx answers per minute per user agent (last 10 s)", ceiling=True),
     FeatureSpec("busiest_ua_concurrency_10s", 10, f.busiest_agent_concurrency,
-                "open requests of its busiest user agent (last 10 s)"),
+                "open requests of its busiest user agent (last 10 s)", ceiling=True),
     FeatureSpec("quick_per_ua_10s", 10, f.quick_requests_per_ua_per_minute,
-                "requests answered within 1 s, per minute per user agent (last 10 s)"),
+                "requests answered within 1 s, per minute per user agent (last 10 s)", ceiling=True),
     FeatureSpec("bytes_per_ua_10s", 10, f.bytes_per_ua_per_minute,
                 "response bytes per minute per user agent (last 10 s)"),
+    FeatureSpec("rpm_per_ua_10s", 10, f.requests_per_ua_per_minute, "requests per minute per user agent (last 10 s)",
+                ceiling=True),
+    FeatureSpec("server_errors_per_ua_10s", 10, f.server_errors_per_ua_per_minute,
+                "5xx answers per minute per user agent (last 10 s)", ceiling=True),
+    FeatureSpec("paths_per_ua_10s", 10, f.paths_per_ua, "distinct paths per user agent (last 10 s)", ceiling=True),
+    FeatureSpec("repeats_per_ua_10s", 10, f.repeated_answers_per_ua_per_minute,
+                "answers to a request it had already been answered, per minute per user agent (last 10 s)",
+                ceiling=True),
     FeatureSpec("rpm_60s", 60, f.requests_per_minute, "requests per minute"),
     FeatureSpec("user_agents_60s", 60, f.user_agents, "distinct user agents"),
-    FeatureSpec("rpm_per_ua_60s", 60, f.requests_per_ua_per_minute, "requests per minute per user agent"),
+    FeatureSpec("rpm_per_ua_60s", 60, f.requests_per_ua_per_minute, "requests per minute per user agent",
+                ceiling=True),
     FeatureSpec("aborts_per_ua_60s", 60, f.aborts_per_ua_per_minute,
-                "aborted requests (499) per minute per user agent"),
+                "aborted requests (499) per minute per user agent", ceiling=True),
     FeatureSpec("client_errors_per_ua_60s", 60, f.client_errors_per_ua_per_minute,
-                "4xx answers per minute per user agent"),
+                "4xx answers per minute per user agent", ceiling=True),
     FeatureSpec("throttled_per_ua_60s", 60, f.throttled_per_ua_per_minute,
-                "429 answers per minute per user agent"),
+                "429 answers per minute per user agent", ceiling=True),
     FeatureSpec("server_errors_per_ua_60s", 60, f.server_errors_per_ua_per_minute,
-                "5xx answers per minute per user agent"),
+                "5xx answers per minute per user agent", ceiling=True),
     FeatureSpec("hold_share_60s", 60, f.hold_share, "median hold as a share of the server's hold time",
                 log=False),
-    FeatureSpec("concurrency_per_ua_60s", 60, f.concurrency_per_ua, "open requests per user agent"),
+    FeatureSpec("early_empty_per_ua_60s", 60, f.early_empty_answers_per_ua_per_minute,
+                "empty answers within a quarter of the server's hold time, per minute per user agent",
+                ceiling=True),
+    FeatureSpec("concurrency_per_ua_60s", 60, f.concurrency_per_ua, "open requests per user agent", ceiling=True),
     FeatureSpec("busiest_ua_concurrency_60s", 60, f.busiest_agent_concurrency,
-                "open requests of its busiest user agent"),
+                "open requests of its busiest user agent", ceiling=True),
     FeatureSpec("gap_60s", 60, f.median_gap_seconds, "re-requests after each response in", " s"),
     FeatureSpec("gap_after_error_60s", 60, f.gap_after_error_seconds,
                 "retries after a 429/5xx in", " s"),
     FeatureSpec("bytes_60s", 60, f.bytes_per_request, "bytes per response"),
     FeatureSpec("bytes_per_ua_60s", 60, f.bytes_per_ua_per_minute, "response bytes per minute per user agent"),
     FeatureSpec("quick_per_ua_60s", 60, f.quick_requests_per_ua_per_minute,
-                "requests answered within 1 s, per minute per user agent"),
-    FeatureSpec("paths_per_ua_60s", 60, f.paths_per_ua, "distinct paths per user agent"),
+                "requests answered within 1 s, per minute per user agent", ceiling=True),
+    FeatureSpec("paths_per_ua_60s", 60, f.paths_per_ua, "distinct paths per user agent", ceiling=True),
     FeatureSpec("repeats_per_ua_60s", 60, f.repeated_answers_per_ua_per_minute,
-                "answers to a request it had already been answered, per minute per user agent"),
+                "answers to a request it had already been answered, per minute per user agent", ceiling=True),
+    FeatureSpec("repeated_bytes_per_ua_60s", 60, f.repeated_bytes_per_ua_per_minute,
+                "bytes of answers to a request it had already been answered, per minute per user agent"),
     FeatureSpec("prefix_addresses_60s", 60, f.prefix_addresses, "active addresses in its /24 (/64)"),
     FeatureSpec("prefix_rpm_per_ua_60s", 60, f.prefix_requests_per_ua_per_minute,
                 "requests per minute per user agent of its whole /24 (/64)"),

@@ -13,6 +13,9 @@ from detector.features.view import NOT_REPEATABLE, ClientEvents, group_median
 
 ABORTED = 499
 THROTTLED = 429
+NO_CONTENT = 204
+#: An empty answer within this share of the server's hold time came back early (see ``early_empty...``).
+EARLY = 0.25
 
 
 def _per_minute(ev: ClientEvents, counts: np.ndarray) -> np.ndarray:
@@ -85,6 +88,22 @@ def hold_share(ev: ClientEvents) -> np.ndarray:
     if not ev.population_hold > 0:
         return np.full(ev.n, np.nan)
     return median_hold_seconds(ev) / ev.population_hold
+
+
+def early_empty_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Empty answers (204) that came back within a quarter of the server's hold time, per minute per
+    user agent.
+
+    A long-poll server answers empty only when its hold runs out, unless the client asked for a
+    shorter wait: a client collecting early empty answers is short-polling a long-poll endpoint. A
+    mobile app asking for 10 s on a 55 s service counts too (about 6 a minute, the model's lowest
+    ceiling); one asking for a second or two every few seconds counts far more. The hold time is read
+    off the traffic, as in ``hold_share``; NaN without durations.
+    """
+    if not ev.population_hold > 0:
+        return np.full(ev.n, np.nan)
+    early = (ev.status == NO_CONTENT) & (np.nan_to_num(ev.duration, nan=np.inf) < EARLY * ev.population_hold)
+    return _status_per_ua_per_minute(ev, early)
 
 
 def concurrency_per_ua(ev: ClientEvents) -> np.ndarray:
@@ -191,14 +210,31 @@ def repeated_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     Writes (a consumer POSTing to one publish URL) are never the same request twice, and two user agents
     (two browsers behind one NAT, two hosts of a fleet) each asking once is no repeat.
     """
-    answered = (ev.status >= 200) & (ev.status < 300) & (ev.bytes > 0) & (ev.request != NOT_REPEATABLE)
-    if not answered.any():
-        return np.zeros(ev.n)
-    order = np.lexsort((ev.request[answered], ev.ua[answered], ev.code[answered]))
-    code, ua, request = ev.code[answered][order], ev.ua[answered][order], ev.request[answered][order]
-    first = np.r_[True, (code[1:] != code[:-1]) | (ua[1:] != ua[:-1]) | (request[1:] != request[:-1])]
-    repeats = np.bincount(code, minlength=ev.n) - np.bincount(code[first], minlength=ev.n)
-    return _per_ua(ev, _per_minute(ev, repeats.astype(np.float64)))
+    code, _bytes = _repeats(ev)
+    return _per_ua(ev, _per_minute(ev, np.bincount(code, minlength=ev.n).astype(np.float64)))
+
+
+def repeated_bytes_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Bytes of the answers ``repeated_answers_per_ua_per_minute`` counts, per minute per user agent.
+
+    A health check asks the same small question every few seconds; a client replaying an old cursor,
+    or re-downloading the same large resource, pulls the same backlog again and again.
+    """
+    code, nbytes = _repeats(ev)
+    return _per_ua(ev, _per_minute(ev, np.bincount(code, weights=nbytes, minlength=ev.n)))
+
+
+def _repeats(ev: ClientEvents) -> tuple[np.ndarray, np.ndarray]:
+    """Client codes and bytes of the answers that repeat an earlier answer to the same client, user
+    agent and read (the first answer of each is not a repeat)."""
+    answered = np.flatnonzero((ev.status >= 200) & (ev.status < 300) & (ev.bytes > 0)
+                              & (ev.request != NOT_REPEATABLE))
+    order = answered[np.lexsort((ev.start[answered], ev.request[answered], ev.ua[answered], ev.code[answered]))]
+    code, ua, request = ev.code[order], ev.ua[order], ev.request[order]
+    if len(order) == 0:
+        return code, np.empty(0)
+    again = np.r_[False, (code[1:] == code[:-1]) & (ua[1:] == ua[:-1]) & (request[1:] == request[:-1])]
+    return code[again], ev.bytes[order][again].astype(np.float64)
 
 
 def _prefix(ev: ClientEvents):

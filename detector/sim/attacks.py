@@ -20,7 +20,7 @@ import numpy as np
 from . import agents
 from .populations import Backoff, Tab, World, browser_session, make_tab, poll_loop
 from .recorder import GET, HEAD, POST, Rand
-from .service import BYTES_401, BYTES_404, HOLD, Feed, Service
+from .service import BYTES_401, BYTES_404, Feed, Service
 
 ATTACK_CLASSES = ("reconnect_loop", "parallel_flood", "retry_storm", "cursor_replay", "scraper",
                   "credential_stuffing", "scanner", "distributed_flood")
@@ -96,7 +96,7 @@ def _normal_phase(w: World, rng: np.random.Generator, rnd: Rand, actor: Actor, u
     warm = rnd.chance(0.5)
     s0 = w.t0 if warm else w.t0 + (actor.start - lead - w.t0) * rnd.u()
     if script:
-        t = s0 - HOLD * rnd.u()
+        t = s0 - w.hold * rnd.u()
         poll_loop(w, rnd, actor.client, w.rec.lane(), tab.feed, tab.ua, t, actor.start,
                   bisect_right(tab.feed.times, t), gap=(0.01, 0.2), backoff=Backoff(1.0, 2.0, 30.0, 0.5))
     else:

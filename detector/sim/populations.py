@@ -31,6 +31,7 @@ class World:
     rec: Recorder
     t0: float
     t1: float
+    hold: float = HOLD  # how long the server holds a poll with nothing to answer
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Backoff:
 
 
 def poll_loop(w: World, rnd: Rand, client: int, lane: int, feed: Feed, ua: int, t: float, t_end: float,
-              seen: int, *, gap: tuple[float, float], backoff: Backoff, hold: float = HOLD,
+              seen: int, *, gap: tuple[float, float], backoff: Backoff, hold: float | None = None,
               abort: bool = True, net_err: float = 0.0, fetch_p: float = 0.0, fetch_all: bool = False,
               fetch_lane: int = 0, extra: str = "", attack: bool = False, referer: int = 0) -> tuple[float, int]:
     """One client's long-poll loop on ``feed`` from ``t`` until ``t_end``.
@@ -59,6 +60,7 @@ def poll_loop(w: World, rnd: Rand, client: int, lane: int, feed: Feed, ua: int, 
     is aborted (499) when ``abort``, else dropped (the log ends first). After a 200, fetches the
     newest message with probability ``fetch_p``, or every delivered message when ``fetch_all``.
     Returns the time the loop stopped and how many messages of the feed the client has seen."""
+    hold = w.hold if hold is None else hold
     append = w.rec.rows.append
     times, ids, cur, prefix = feed.times, feed.ids, feed.cur, feed.prefix
     n_msgs = len(times)
@@ -211,7 +213,7 @@ def browser_session(w: World, rnd: Rand, client: int, tab: Tab, s0: float, s1: f
     for i in range(len(bounds) - 1):
         a, b = bounds[i], bounds[i + 1]
         if i == 0 and warm:
-            t = a - HOLD * u()  # mid-poll when the log starts
+            t = a - w.hold * u()  # mid-poll when the log starts
         else:
             t = page_load(w, rnd, client, tab.ua, lanes, a, first=(i == 0), attack=attack)
             if i == 0 and u() < tab.login_p:
@@ -291,13 +293,14 @@ def mobile(w: World, rng: np.random.Generator, client: int) -> None:
     rec = w.rec
     ua = rec.ua(agents.MOBILE_AGENTS[int(rng.integers(len(agents.MOBILE_AGENTS)))])
     feed = w.svc.feed(int(w.svc.pick_channels(rng)))
-    hold, extra = ((HOLD, ""), (HOLD, ""), (HOLD, ""), (15.0, "&wait=15"), (10.0, "&wait=10"))[int(rnd.u() * 5)]
+    hold, extra = ((w.hold, ""), (w.hold, ""), (w.hold, ""), (min(15.0, w.hold), "&wait=15"),
+                   (min(10.0, w.hold), "&wait=10"))[int(rnd.u() * 5)]
     backoff = Backoff(1.0, 2.0, 60.0, 0.2)
     net_err = rnd.uniform(0.003, 0.02)
     fg_mean, bg_mean = rnd.uniform(90.0, 360.0), rnd.uniform(300.0, 1500.0)
     lane, api_lane = rec.lane(), rec.lane()
     span = w.t1 - w.t0
-    t = w.t0 - HOLD * rnd.u()
+    t = w.t0 - w.hold * rnd.u()
     warm = rnd.chance(0.35)
     if not warm:
         t = w.t0 + min(rnd.expo(bg_mean), span * rnd.u())
@@ -458,7 +461,7 @@ def fleet_member(w: World, rng: np.random.Generator, client: int, fl: Fleet) -> 
     fetch_lane = rec.lane()
     for _ in range(prog.loops):
         feed = w.svc.feed(_quiet_channel(w, rng))
-        t = w.t0 - HOLD * rnd.u()  # mid-poll when the log starts
+        t = w.t0 - w.hold * rnd.u()  # mid-poll when the log starts
         poll_loop(w, rnd, client, rec.lane(), feed, ua, t, w.t1, bisect_right(feed.times, t), gap=prog.gap,
                   backoff=prog.backoff, abort=False, fetch_all=prog.fetch_all, fetch_p=0.0 if prog.fetch_all else 0.3,
                   fetch_lane=fetch_lane)

@@ -2,7 +2,8 @@
 to every request after the clients have sent them (rate limits, outage answers, keep-alive
 connections).
 
-``GET /v1/poll?channel=<c>&cursor=<n>`` is held up to :data:`HOLD` seconds: it answers 200 with the
+``GET /v1/poll?channel=<c>&cursor=<n>`` is held up to the hold time (:data:`HOLD`, 25 s, unless
+``simulate(hold=...)`` says otherwise): it answers 200 with the
 messages newer than the cursor as soon as there is one (at once when some are already waiting),
 or 204 with no body when the hold runs out. Messages arrive per channel as a Poisson process.
 During the outage every request is answered 503 at once by nginx; polls held when it starts are

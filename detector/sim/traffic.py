@@ -179,12 +179,14 @@ class Traffic:
 
 def generate(*, minutes: float = 60, seed: int = 0, clients: int = 2000, attackers: int = 40,
              attacks: bool = True, operators: int | None = None, start: float = 1764403200.0,
-             progress: Callable[[str], None] | None = None) -> Traffic:
+             hold: float = HOLD, progress: Callable[[str], None] | None = None) -> Traffic:
     """Everything :func:`simulate` writes, in memory."""
     if not minutes > 0:
         raise ValueError(f"minutes must be > 0, got {minutes}")
     if clients < 0 or attackers < 0 or (operators is not None and operators < 0):
         raise ValueError("clients, attackers and operators must be >= 0")
+    if not 1.0 <= hold <= 600.0:
+        raise ValueError(f"hold must be within 1 and 600 seconds, got {hold}")
     if not attacks:
         operators = 0
     elif operators is None:  # one or two an hour, when there are attackers at all
@@ -196,7 +198,7 @@ def generate(*, minutes: float = 60, seed: int = 0, clients: int = 2000, attacke
     svc = Service(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))), t0, t1,
                   n_channels=max(60, min(400, clients // 6)))
     rec = Recorder()
-    world = World(svc, rec, t0, t1)
+    world = World(svc, rec, t0, t1, float(hold))
     plan = _plan(seed, t0, t1, clients, attackers if attacks else 0, operators)
 
     for cls in (*NORMAL_CLASSES, *ATTACK_CLASSES):
@@ -268,7 +270,8 @@ def _fleets_meta(plan: tuple[_Client, ...], in_log: set[int]) -> list[dict]:
 
 def simulate(out_dir: str | Path, *, minutes: float = 60, seed: int = 0, clients: int = 2000,
              attackers: int = 40, attacks: bool = True, operators: int | None = None,
-             start: float = 1764403200.0, progress: Callable[[str], None] | None = None) -> SimSummary:
+             start: float = 1764403200.0, hold: float = HOLD,
+             progress: Callable[[str], None] | None = None) -> SimSummary:
     """Simulate ``minutes`` of traffic to the long-poll service and write ``access.log``,
     ``access_combined.log``, ``labels.csv`` and ``meta.json`` into ``out_dir``.
 
@@ -277,10 +280,11 @@ def simulate(out_dir: str | Path, *, minutes: float = 60, seed: int = 0, clients
     when ``attacks``, ``attackers`` abusive actors spread over the single-address attack classes,
     plus ``operators`` ``distributed_flood`` operators of 8 to 40 addresses each (default: one or two
     an hour when ``attackers`` > 0; every address is an abusive key in ``labels.csv``). The same
-    arguments give byte-identical files."""
+    arguments give byte-identical files. ``hold`` is how long the server holds a poll that has nothing
+    to answer (25 s by default; the mobile builds that ask for 10 or 15 s keep asking for that)."""
     began = time.perf_counter()
     tr = generate(minutes=minutes, seed=seed, clients=clients, attackers=attackers, attacks=attacks,
-                  operators=operators, start=start, progress=progress)
+                  operators=operators, start=start, hold=hold, progress=progress)
     say = progress or (lambda msg: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -325,7 +329,7 @@ def simulate(out_dir: str | Path, *, minutes: float = 60, seed: int = 0, clients
     meta = {
         "seed": seed, "minutes": minutes, "start": tr.t0, "end": tr.t1,
         "outage": {"start": tr.outage[0], "end": tr.outage[1]},
-        "hold_seconds": HOLD,
+        "hold_seconds": hold,
         "counts": class_clients, "lines_by_class": class_lines, "lines": n,
         "clients": len(rows), "attackers": n_abusive, "attacks": bool(attacks),
         "status_counts": {str(int(s)): int(k) for s, k in zip(statuses, counts)},

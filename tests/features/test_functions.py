@@ -169,6 +169,8 @@ def test_repeated_answers_count_the_same_request_answered_again():
     ])
     ev = ClientEvents.from_frame(frame, at=100.0, width=30.0, clients=np.array(["r", "m"], dtype=object))
     np.testing.assert_allclose(f.repeated_answers_per_ua_per_minute(ev), [4.0, 0.0])
+    # the repeats' bytes: the second and third answers, 30,000 + 31,000, twice a minute
+    np.testing.assert_allclose(f.repeated_bytes_per_ua_per_minute(ev), [122_000.0, 0.0])
 
 
 def test_prefix_view_counts_every_address_of_the_prefix():
@@ -192,6 +194,25 @@ def test_prefix_view_counts_every_address_of_the_prefix():
     ev40 = ClientEvents.from_frame(frame, at=100.0, width=40.0, clients=np.array(["203.0.113.2"], dtype=object))
     np.testing.assert_allclose(f.prefix_addresses(ev40), [1])
     np.testing.assert_allclose(f.prefix_failures_per_ua_per_minute(ev40), [1.5])
+
+
+def test_early_empty_answers_count_204s_well_before_the_servers_hold():
+    # durations in the window: 55 (x3: the server's hold, the 99th percentile), 1, 2, 1, 40; a quarter
+    # of 55 is 13.75. Client s: 204 after 1 s and 2 s (early), 200 after 1 s (not empty) -> 2 a minute;
+    # client h: 204 after 55 s (the hold ran out) -> 0; client m, two agents: 204 after 1 s and after
+    # 40 s -> 1 early / 2 agents = 0.5 a minute
+    frame = events([dict(client="h", start=0, end=55, status=204), dict(client="h", start=55, end=110, status=204),
+                    dict(client="x", start=50, end=105),
+                    dict(client="s", start=100, end=101, status=204), dict(client="s", start=101, end=103, status=204),
+                    dict(client="s", start=103, end=104),
+                    dict(client="m", start=60, end=61, status=204, ua="A"),
+                    dict(client="m", start=61, end=101, status=204, ua="B")])
+    ev = ClientEvents.from_frame(frame, at=110.0, width=60.0, clients=np.array(["s", "h", "m"], dtype=object))
+    assert ev.population_hold == pytest.approx(55.0)
+    np.testing.assert_allclose(f.early_empty_answers_per_ua_per_minute(ev), [2.0, 0.0, 0.5])
+    no_durations = events([dict(client="s", start=0, end=1, status=204, duration=float("nan"))])
+    assert np.isnan(f.early_empty_answers_per_ua_per_minute(ClientEvents.from_frame(no_durations, at=60.0,
+                                                                                   width=60.0))).all()
 
 
 def test_hold_share_divides_by_the_servers_hold_seen_in_the_traffic():

@@ -11,7 +11,7 @@ from sklearn.exceptions import NotFittedError
 
 from detector.features.catalog import FEATURE_NAMES
 from detector.features.stream import FeatureStream
-from detector.model import AnomalyModel, ModelSchemaError, load_artifact, resolve, save_artifact, set_current
+from detector.model import AnomalyModel, ModelSchemaError, _fmt, load_artifact, resolve, save_artifact, set_current
 
 from ..conftest import poll_traffic, reconnect_loop
 
@@ -116,12 +116,15 @@ def test_fit_model_leaves_incident_ticks_out_of_calibration(small_model):
     clients = np.concatenate([f.clients for f in frames])
     at = np.concatenate([np.full(len(f), f.at) for f in frames])
     loop = _loop_rows()  # a reconnect loop's rows, all during an "outage"
+    loop = np.vstack([loop[::2], loop[1::2]])  # its highest ticks (in a row when in time order) apart
     t_loop = np.full(len(loop), at.max() + 10)
     rows = TrainingRows(
         raw=np.vstack([raw, loop]), clients=np.r_[clients, ["6.6.6.6"] * len(loop)].astype(object),
         groups=np.r_[np.char.add("0:", clients.astype(str)), ["0:6.6.6.6"] * len(loop)].astype(object),
         at=np.r_[at, t_loop], failing=np.r_[np.zeros(len(at)), np.full(len(loop), 0.9)], stats=IngestStats())
-    params = dict(n_estimators=30, max_samples=256, throttle_fpr=0.0, block_fpr=0.0)
+    # beyond=0: the loop's rows alone pass the ceilings, and cross-fitted it would be judged against
+    # ceilings without it (test_thresholds_are_calibrated_on_cross_fitted_ceilings)
+    params = dict(n_estimators=30, max_samples=256, throttle_fpr=0.0, block_fpr=0.0, beyond=0.0)
     guarded = fit_model(rows, PolicyConfig(incident_share=0.3, confirm_within=0), **params)
     unguarded = fit_model(rows, PolicyConfig(incident_share=1.0, confirm_within=0), **params)
     # with throttle_fpr 0 the threshold is the highest training client: the loop only when not excluded
@@ -148,3 +151,111 @@ def test_the_incident_threshold_is_the_tail_of_clients_scores_during_incidents(s
     assert model.calibrate_incident(per_client[:100], clients[:100]) is None  # under 200 clients
     low = np.full(400, 0.1)  # incidents calmer than ordinary ticks: never below the ordinary threshold
     assert model.calibrate_incident(low, clients) == model.thresholds_.throttle
+
+
+def _toy_model(beyond: float = 1.0) -> AnomalyModel:
+    """A forest over uniform noise in [0, 1] for every feature (raw, before log1p: at most e - 1)."""
+    rng = np.random.default_rng(3)
+    raw = np.expm1(rng.uniform(0.0, 1.0, (400, len(FEATURE_NAMES))))
+    groups = np.repeat(np.arange(100), 4).astype(str)
+    return AnomalyModel(n_estimators=20, max_samples=128, beyond=beyond).fit(raw, groups=groups)
+
+
+def test_a_ceiling_feature_beyond_the_training_maximum_raises_the_score():
+    model, flat = _toy_model(), _toy_model(beyond=0.0)
+    i = FEATURE_NAMES.index("client_errors_per_ua_60s")
+    row = np.full((1, len(FEATURE_NAMES)), np.expm1(0.5))
+    far = row.copy()
+    far[0, i] = np.expm1(model.ceiling_[i] + 2.0)  # two log units past the most any training row had
+    # the forest alone puts it in the same leaves as the training maximum ...
+    assert flat.score_samples(far)[0] == pytest.approx(
+        flat.score_samples(np.where(np.arange(len(FEATURE_NAMES)) == i, np.expm1(model.ceiling_[i]), row))[0])
+    # ... the ceiling moves it towards 1: the distance left shrinks by exp(-2)
+    forest = model._compiled_forest().score(model._transform(far))[0]
+    assert model.score_samples(far)[0] == pytest.approx(1 - (1 - forest) * np.exp(-2.0))
+    assert model.score_samples(far)[0] > model.thresholds_.block
+
+
+def test_only_ceiling_features_have_a_ceiling():
+    model = _toy_model()
+    ceilings = {n for n, c in zip(FEATURE_NAMES, np.isfinite(model.ceiling_)) if c}
+    assert "client_errors_per_ua_60s" in ceilings and "rpm_per_ua_60s" in ceilings
+    # how many people share an address, and the neighbours' traffic, are no program's ceiling
+    assert not ceilings & {"rpm_60s", "user_agents_60s", "prefix_failures_per_ua_60s", "irregularity_60s"}
+    i = FEATURE_NAMES.index("user_agents_60s")
+    row = np.full((1, len(FEATURE_NAMES)), np.expm1(0.5))
+    many = row.copy()
+    many[0, i] = 500.0
+    forest = model._compiled_forest().score(model._transform(many))[0]
+    assert model.score_samples(many)[0] == pytest.approx(forest)
+
+
+def test_thresholds_are_calibrated_on_cross_fitted_ceilings():
+    """One training log holds a client far past the other log's highest: calibration sees its raised
+    score (judged against the other log's ceiling), so the threshold sits above the forest's alone."""
+    rng = np.random.default_rng(5)
+    raw = np.expm1(rng.uniform(0.0, 1.0, (400, len(FEATURE_NAMES))))
+    i = FEATURE_NAMES.index("aborts_per_ua_60s")
+    raw[:200, i] = np.expm1(rng.uniform(0.0, 0.2, 200))  # log "a" never aborts much ...
+    raw[200:, i] = np.expm1(rng.uniform(0.0, 3.0, 200))  # ... log "b" does
+    groups = np.array([f"{'a' if k < 200 else 'b'}:{k // 2}" for k in range(400)])
+    folds = np.array([g[0] for g in groups])
+    kw = dict(n_estimators=20, max_samples=128, throttle_fpr=0.05, tail_share=0.0)
+    crossed = AnomalyModel(**kw).fit(raw, groups=groups, folds=folds)
+    forest_only = AnomalyModel(**kw, beyond=0.0).fit(raw, groups=groups, folds=folds)
+    assert crossed.thresholds_.throttle > forest_only.thresholds_.throttle + 0.1
+    # the served ceiling is the maximum over both logs
+    assert crossed.ceiling_[i] == pytest.approx(np.log1p(raw[:, i]).max())
+
+
+def test_explain_names_a_feature_past_the_ceiling_first_with_the_training_maximum():
+    model = _toy_model()
+    i = FEATURE_NAMES.index("client_errors_per_ua_60s")
+    row = np.expm1(np.full(len(FEATURE_NAMES), 0.5))
+    row[FEATURE_NAMES.index("rpm_60s")] = 1e6  # far outside too, but no ceiling
+    row[i] = 53.0
+    name, text = model.explain(row, top=2)[0]
+    assert name == "client_errors_per_ua_60s"
+    assert text.startswith("4xx answers per minute per user agent 53 (normal ")
+    assert text.endswith(f"; past the training ceiling {_fmt(model.ceiling_raw_[i])})")
+
+
+def test_a_count_the_training_day_barely_saw_is_not_suspicious_at_its_first_events():
+    rng = np.random.default_rng(4)
+    raw = np.expm1(rng.uniform(0.0, 1.0, (400, len(FEATURE_NAMES))))
+    i = FEATURE_NAMES.index("throttled_per_ua_60s")
+    raw[:, i] = 0.0  # nobody was ever throttled in training
+    model = AnomalyModel(n_estimators=20, max_samples=128).fit(raw, groups=np.repeat(np.arange(100), 4).astype(str))
+    assert model.ceiling_[i] == pytest.approx(np.log1p(6.0))  # the floor: one event in a 10 s window
+    j = FEATURE_NAMES.index("client_errors_per_ua_60s")
+    raw[:, j] = np.r_[np.full(399, 0.0), 1.0]  # one 4xx a minute, once: the floor still holds
+    model = AnomalyModel(n_estimators=20, max_samples=128).fit(raw, groups=np.repeat(np.arange(100), 4).astype(str))
+    assert model.ceiling_[j] == pytest.approx(np.log1p(6.0))
+    row = np.expm1(np.full((1, len(FEATURE_NAMES)), 0.5))
+    forest = model._compiled_forest().score(model._transform(row))[0]
+    one, many = row.copy(), row.copy()
+    one[0, i], many[0, i] = 1.0, 60.0  # one 429 in the minute; one a second
+    assert model.score_samples(one)[0] == pytest.approx(model._compiled_forest().score(model._transform(one))[0])
+    assert model.score_samples(many)[0] > forest + 0.1
+
+
+def test_fit_model_cross_fits_the_ceilings_per_training_log():
+    """``fit_model`` hands each row's log to the model as its fold: the thresholds are those of a model
+    fitted with ``folds`` = the logs, not with two halves of the clients."""
+    from detector.pipeline import TrainingRows, fit_model
+    from detector.policy import PolicyConfig
+    from detector.records import IngestStats
+
+    rng = np.random.default_rng(6)
+    raw = np.expm1(rng.uniform(0.0, 1.0, (400, len(FEATURE_NAMES))))
+    i = FEATURE_NAMES.index("aborts_per_ua_60s")
+    raw[200:, i] = np.expm1(rng.uniform(0.0, 4.0, 200))  # the second log aborts far more
+    groups = np.array([f"{k // 200}:c{k // 4}" for k in range(400)], dtype=object)
+    rows = TrainingRows(raw=raw, clients=groups, groups=groups, at=np.tile(np.arange(200.0), 2),
+                        failing=np.zeros(400), stats=IngestStats())
+    kw = dict(n_estimators=20, max_samples=128, throttle_fpr=0.05, tail_share=0.0)
+    fitted = fit_model(rows, PolicyConfig(confirm_within=0), **kw)
+    by_log = AnomalyModel(**kw).fit(raw, groups=groups, folds=np.array([g[0] for g in groups]))
+    by_halves = AnomalyModel(**kw).fit(raw, groups=groups)
+    assert fitted.thresholds_.throttle == pytest.approx(by_log.thresholds_.throttle)
+    assert fitted.thresholds_.throttle != pytest.approx(by_halves.thresholds_.throttle)

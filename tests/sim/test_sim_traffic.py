@@ -306,3 +306,16 @@ def test_bad_arguments_are_refused(tmp_path):
         simulate(tmp_path, minutes=0)
     with pytest.raises(ValueError):
         simulate(tmp_path, clients=-1)
+    with pytest.raises(ValueError, match="hold"):
+        simulate(tmp_path, hold=0.5)
+
+
+def test_the_hold_time_is_a_parameter(tmp_path):
+    """A 55 s long-poll service: polls with nothing to answer run to 55 s, none longer."""
+    simulate(tmp_path, seed=7, hold=55.0, **SMALL)
+    lines = [json.loads(b) for b in (tmp_path / "access.log").read_bytes().splitlines()]
+    held = [ms(x["request_time"]) for x in lines if x["request_uri"].startswith("/v1/poll")]
+    assert max(held) <= 55_000 + 10
+    assert sum(h >= 55_000 for h in held) > 0
+    assert sum(25_000 <= h < 26_000 for h in held) < sum(h >= 55_000 for h in held) / 10
+    assert orjson.loads((tmp_path / "meta.json").read_bytes())["hold_seconds"] == 55.0
