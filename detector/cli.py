@@ -225,6 +225,7 @@ def _demo_feed(ingestion, args) -> None:
 
 # -- the parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    from detector.sim.service import HOLD
     p = argparse.ArgumentParser(prog="detector", description="Anomaly detection for long-poll API endpoints.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -239,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--clients", type=int, default=2000, help="normal client addresses")
     s.add_argument("--attackers", type=int, default=40, help="abusive actors")
     s.add_argument("--no-attacks", action="store_true", help="normal traffic only (to train on)")
-    s.add_argument("--hold", type=float, default=25.0,
-                   help="seconds the server holds a poll with nothing to answer (default 25)")
+    s.add_argument("--hold", type=float, default=HOLD,
+                   help=f"seconds the server holds a poll with nothing to answer (default {HOLD:g})")
     s.set_defaults(func=cmd_simulate)
 
     t = sub.add_parser("train", help="fit a model artifact from logs")

@@ -229,10 +229,10 @@ def _repeats(ev: ClientEvents) -> tuple[np.ndarray, np.ndarray]:
     agent and read (the first answer of each is not a repeat)."""
     answered = np.flatnonzero((ev.status >= 200) & (ev.status < 300) & (ev.bytes > 0)
                               & (ev.request != NOT_REPEATABLE))
+    if len(answered) == 0:
+        return answered, np.empty(0)
     order = answered[np.lexsort((ev.start[answered], ev.request[answered], ev.ua[answered], ev.code[answered]))]
     code, ua, request = ev.code[order], ev.ua[order], ev.request[order]
-    if len(order) == 0:
-        return code, np.empty(0)
     again = np.r_[False, (code[1:] == code[:-1]) & (ua[1:] == ua[:-1]) & (request[1:] == request[:-1])]
     return code[again], ev.bytes[order][again].astype(np.float64)
 

@@ -153,12 +153,20 @@ def test_the_incident_threshold_is_the_tail_of_clients_scores_during_incidents(s
     assert model.calibrate_incident(low, clients) == model.thresholds_.throttle
 
 
+TOY_CLIENTS = np.repeat(np.arange(100), 4).astype(str)  # 400 rows, four per client
+
+
+def _noise(seed: int) -> tuple[np.random.Generator, np.ndarray]:
+    """400 rows of uniform noise in [0, 1] for every feature after log1p (raw: at most e - 1), and the
+    generator that drew them, for the test's further draws."""
+    rng = np.random.default_rng(seed)
+    return rng, np.expm1(rng.uniform(0.0, 1.0, (400, len(FEATURE_NAMES))))
+
+
 def _toy_model(beyond: float = 1.0) -> AnomalyModel:
-    """A forest over uniform noise in [0, 1] for every feature (raw, before log1p: at most e - 1)."""
-    rng = np.random.default_rng(3)
-    raw = np.expm1(rng.uniform(0.0, 1.0, (400, len(FEATURE_NAMES))))
-    groups = np.repeat(np.arange(100), 4).astype(str)
-    return AnomalyModel(n_estimators=20, max_samples=128, beyond=beyond).fit(raw, groups=groups)
+    """A forest over ``_noise``."""
+    _rng, raw = _noise(3)
+    return AnomalyModel(n_estimators=20, max_samples=128, beyond=beyond).fit(raw, groups=TOY_CLIENTS)
 
 
 def test_a_ceiling_feature_beyond_the_training_maximum_raises_the_score():
@@ -193,8 +201,7 @@ def test_only_ceiling_features_have_a_ceiling():
 def test_thresholds_are_calibrated_on_cross_fitted_ceilings():
     """One training log holds a client far past the other log's highest: calibration sees its raised
     score (judged against the other log's ceiling), so the threshold sits above the forest's alone."""
-    rng = np.random.default_rng(5)
-    raw = np.expm1(rng.uniform(0.0, 1.0, (400, len(FEATURE_NAMES))))
+    rng, raw = _noise(5)
     i = FEATURE_NAMES.index("aborts_per_ua_60s")
     raw[:200, i] = np.expm1(rng.uniform(0.0, 0.2, 200))  # log "a" never aborts much ...
     raw[200:, i] = np.expm1(rng.uniform(0.0, 3.0, 200))  # ... log "b" does
@@ -221,15 +228,14 @@ def test_explain_names_a_feature_past_the_ceiling_first_with_the_training_maximu
 
 
 def test_a_count_the_training_day_barely_saw_is_not_suspicious_at_its_first_events():
-    rng = np.random.default_rng(4)
-    raw = np.expm1(rng.uniform(0.0, 1.0, (400, len(FEATURE_NAMES))))
+    _rng, raw = _noise(4)
     i = FEATURE_NAMES.index("throttled_per_ua_60s")
     raw[:, i] = 0.0  # nobody was ever throttled in training
-    model = AnomalyModel(n_estimators=20, max_samples=128).fit(raw, groups=np.repeat(np.arange(100), 4).astype(str))
+    model = AnomalyModel(n_estimators=20, max_samples=128).fit(raw, groups=TOY_CLIENTS)
     assert model.ceiling_[i] == pytest.approx(np.log1p(6.0))  # the floor: one event in a 10 s window
     j = FEATURE_NAMES.index("client_errors_per_ua_60s")
     raw[:, j] = np.r_[np.full(399, 0.0), 1.0]  # one 4xx a minute, once: the floor still holds
-    model = AnomalyModel(n_estimators=20, max_samples=128).fit(raw, groups=np.repeat(np.arange(100), 4).astype(str))
+    model = AnomalyModel(n_estimators=20, max_samples=128).fit(raw, groups=TOY_CLIENTS)
     assert model.ceiling_[j] == pytest.approx(np.log1p(6.0))
     row = np.expm1(np.full((1, len(FEATURE_NAMES)), 0.5))
     forest = model._compiled_forest().score(model._transform(row))[0]
@@ -246,8 +252,7 @@ def test_fit_model_cross_fits_the_ceilings_per_training_log():
     from detector.policy import PolicyConfig
     from detector.records import IngestStats
 
-    rng = np.random.default_rng(6)
-    raw = np.expm1(rng.uniform(0.0, 1.0, (400, len(FEATURE_NAMES))))
+    rng, raw = _noise(6)
     i = FEATURE_NAMES.index("aborts_per_ua_60s")
     raw[200:, i] = np.expm1(rng.uniform(0.0, 4.0, 200))  # the second log aborts far more
     groups = np.array([f"{k // 200}:c{k // 4}" for k in range(400)], dtype=object)
