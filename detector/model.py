@@ -173,12 +173,18 @@ class AnomalyModel(BaseEstimator):
         acted_on = scores if judged is None else np.maximum(judged(scores), 0.0)
         grouped = None if groups is None else np.asarray(groups)
         self.thresholds_ = self.calibrate(acted_on[keep], None if grouped is None else grouped[keep])
-        self.thresholds_ = replace(self.thresholds_, incident=self.calibrate_incident(
-            acted_on[~keep], None if grouped is None else grouped[~keep]))
+        # one tick acts unconfirmed only beyond every training client's highest single tick (outside
+        # incidents), and never below the block threshold
+        single_tick_max = float(scores[keep].max()) if keep.any() else None
+        self.thresholds_ = replace(
+            self.thresholds_,
+            incident=self.calibrate_incident(acted_on[~keep], None if grouped is None else grouped[~keep]),
+            single=None if single_tick_max is None else max(self.thresholds_.block, single_tick_max))
         self.training_ = {
             "rows": int(len(X)), "fit_rows": int(len(fit_rows)),
             "clients": int(len(np.unique(groups))) if groups is not None else None,
             "score_quantiles": {q: float(np.quantile(scores, float(q))) for q in ("0.5", "0.9", "0.99", "0.999")},
+            "single_tick_max": single_tick_max,  # see thresholds_.single
         }
         return self
 

@@ -16,7 +16,11 @@ state, its score, the thresholds and the config:
 * confirmation: a client is judged on the lower of its last two scores, when they came within
   ``confirm_within`` seconds of each other (``confirmed_scores``), so one odd tick (a phone that dropped
   two polls while changing networks) is not enough; a client that keeps it up is caught one tick later.
-  The model's thresholds are calibrated on the same confirmed scores;
+  The model's thresholds are calibrated on the same confirmed scores. Outside incidents, a single
+  score at or over ``Thresholds.single`` (the block threshold, or the highest single tick of any
+  training client if that is higher) throttles at once, unconfirmed: a burst of polls answered together
+  shows up once per hold time, and its next tick would come 25 s later. Blocking still takes a
+  confirmed score;
 * shared addresses: a client showing ``shared_agents`` or more distinct user agents in the last minute
   is taken for many people behind one address (an office NAT, a carrier gateway): it can be throttled,
   never blocked, since a block would lock them all out;
@@ -24,8 +28,7 @@ state, its score, the thresholds and the config:
   of the active clients got 5xx/429: an outage, a bad deploy) and for ``incident_grace`` seconds after
   (everyone reconnects at once), clients are compared with how normal clients behave in incidents: a
   new verdict needs the incident threshold (calibrated on the training day's incidents; without one,
-  nobody gets a new verdict) and is a throttle, never a block, and a prefix is not newly judged whole
-  (its summed retries are many clients' retries); verdicts in force keep their course.
+  nobody gets a new verdict) and is a throttle, never a block; verdicts in force keep their course.
 
 ``Policy`` holds the per-client states and an expiry queue so that lapsed verdicts turn back into
 ``allow`` changes at their ``until`` time.
@@ -211,14 +214,17 @@ class Policy:
             if self.config.allowlist and (overlaps_networks(client, self.config.allowlist) if "/" in client
                                           else in_networks(client, self.config.allowlist)):
                 continue  # a prefix holding an allowlisted address is never judged whole either
+            unconfirmed = False
             if within > 0:  # the lower of this and the last score (confirmed_scores)
+                single = score
                 score = min(score, last[1]) if last is not None and at - last[0] <= within else -np.inf
+                once = getattr(self.thresholds, "single", None)  # artifacts from before it have none
+                if not incident and once is not None and single >= once and score < self.thresholds.throttle:
+                    score, unconfirmed = single, True  # beyond doubt on one tick: throttle now
                 if prev is None and score < lowest:
                     continue
             why = reasons(i) if score >= lowest else ()
-            shared = agents is not None and 0 < self.config.shared_agents <= agents[i]
-            if incident and prev is None and "/" in client:
-                continue  # a prefix's summed retries in an outage are many clients' retries: not judged whole then
+            shared = unconfirmed or (agents is not None and 0 < self.config.shared_agents <= agents[i])
             new = decide(prev, float(score), at, self.thresholds, self.config, why, incident, shared)
             if new is None:
                 self.states.pop(client, None)

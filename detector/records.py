@@ -57,6 +57,7 @@ class Thresholds:
     throttle_fpr: float = 1e-3
     block_fpr: float = 1e-4
     incident: float | None = None  # throttle threshold while an incident is on (None: no new verdicts then)
+    single: float | None = None  # one score at or over this throttles unconfirmed (None: every verdict confirmed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ class RequestTimes:
     def __init__(self) -> None:
         self._clients: list[np.ndarray] = []
         self._times: list[np.ndarray] = []
+        self._ends: list[np.ndarray] = []
         self.requests = 0
         self.without_duration = 0
         self.stats = IngestStats()
@@ -41,6 +42,7 @@ class RequestTimes:
             return
         self._clients.append(events["client"].to_numpy(dtype=object))
         self._times.append(events["start"].to_numpy(dtype=np.float64))
+        self._ends.append(events["end"].to_numpy(dtype=np.float64))
         self.requests += len(events)
         self.without_duration += int(np.isnan(events["duration"].to_numpy(dtype=np.float64)).sum())
 
@@ -53,11 +55,33 @@ class RequestTimes:
             return "request end time (the log has no durations)"
         return f"request start time (end time for {self.without_duration} requests without a duration)"
 
+    def first_seen(self, since: pd.Series) -> pd.Series:
+        """Per client of ``since``, the earliest end among its requests that started at or after ``since``."""
+        if not self._clients:
+            return pd.Series(dtype=np.float64)
+        return first_seen(np.concatenate(self._clients), np.concatenate(self._times), np.concatenate(self._ends),
+                          since)
+
     def max_counts(self, window: float = WINDOW) -> pd.Series:
         """Per client, the most requests in any ``window`` seconds (see the module docstring)."""
         if not self._clients:
             return pd.Series(dtype=np.int64)
         return max_window_counts(np.concatenate(self._clients), np.concatenate(self._times), window)
+
+
+def first_seen(clients: np.ndarray, starts: np.ndarray, ends: np.ndarray, since: pd.Series) -> pd.Series:
+    """Per client of ``since``, when the log first showed a request of it that started at or after
+    ``since[client]``: the earliest end among those requests, the moment the first of their lines is
+    written (a poll held 25 s shows 25 s after it began; a quick request sent later may show first).
+    Clients without such a request are absent.
+
+    >>> first_seen(np.array(["a", "a", "b"]), np.array([5.0, 12.0, 3.0]), np.array([30.0, 12.5, 4.0]),
+    ...            pd.Series({"a": 10.0, "b": 8.0})).to_dict()
+    {'a': 12.5}
+    """
+    want = pd.Series(clients).map(since).to_numpy(dtype=np.float64)
+    after = starts >= want  # NaN (a client not asked about) compares False
+    return pd.Series(ends[after]).groupby(np.asarray(clients)[after], sort=False).min()
 
 
 def max_window_counts(clients: np.ndarray, times: np.ndarray, window: float = WINDOW) -> pd.Series:

@@ -49,17 +49,21 @@ def quantile(values: pd.Series, q: float) -> float | None:
 
 
 def time_to_detect(table: pd.DataFrame) -> dict:
-    """Seconds from ``attack_start`` to the first flag at or after it, over attackers flagged then.
+    """Seconds from ``attack_start`` until the attacker is under a throttle or block (``ttd``; 0 when a
+    verdict reached earlier still holds then), over the attackers detected so.
 
-    Attackers flagged before their attack started are counted apart (``flagged_before_attack``); they
-    enter the times only through a later flag.
+    Attackers whose first flag came before their attack started are also counted apart
+    (``flagged_before_attack``). With a log, ``lag`` gives the same from when the log first showed the attack.
     """
     ab = table[table["abusive"]]
     ttd = ab["ttd"].dropna()
-    return {"detected_in_attack": int(len(ttd)), "median_s": quantile(ttd, 0.5), "p90_s": quantile(ttd, 0.9),
-            "max_s": float(ttd.max()) if len(ttd) else None,
-            "flagged_before_attack": int(ab["flagged_before_attack"].sum()),
-            "flagged_before_attack_clients": sorted(ab.index[ab["flagged_before_attack"]].tolist())}
+    out = {"detected_in_attack": int(len(ttd)), "median_s": quantile(ttd, 0.5), "p90_s": quantile(ttd, 0.9),
+           "max_s": float(ttd.max()) if len(ttd) else None,
+           "flagged_before_attack": int(ab["flagged_before_attack"].sum()),
+           "flagged_before_attack_clients": sorted(ab.index[ab["flagged_before_attack"]].tolist())}
+    if "lag" in ab:  # with a log: the part of the time to detect spent after the log showed the attack
+        out.update(lag_median_s=quantile(ab["lag"], 0.5), lag_p90_s=quantile(ab["lag"], 0.9))
+    return out
 
 
 def per_class(table: pd.DataFrame, flagged: str = "flagged", blocked: str | None = "blocked") -> dict:
@@ -80,6 +84,8 @@ def per_class(table: pd.DataFrame, flagged: str = "flagged", blocked: str | None
             if label and "ttd" in rows:
                 entry.update(ttd_median_s=quantile(rows["ttd"], 0.5), ttd_p90_s=quantile(rows["ttd"], 0.9),
                              flagged_before_attack=int(rows["flagged_before_attack"].sum()))
+                if "lag" in rows:
+                    entry["lag_median_s"] = quantile(rows["lag"], 0.5)
             out[kind][cls] = entry
     return out
 

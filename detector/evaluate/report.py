@@ -66,11 +66,15 @@ def build(result, figures: dict[str, str]) -> list[Block]:
     ttd = mx["time_to_detect"]
     blocks += [
         ("h2", "Attack classes"),
-        ("p", f"Time to detect (TTD) runs from the attack's start to the first throttle or block at or after "
-              f"it: median {f.seconds(ttd['median_s'])}, p90 {f.seconds(ttd['p90_s'])} over "
+        ("p", f"Time to detect (TTD) runs from the attack's start until the client is under a throttle or "
+              f"block (0 when one reached before, such as its network's, still held then): median "
+              f"{f.seconds(ttd['median_s'])}, p90 {f.seconds(ttd['p90_s'])} over "
               f"{ttd['detected_in_attack']} attackers. {ttd['flagged_before_attack']} attackers were flagged "
-              "before their attack started; they are counted as detected but their early flag is not a time "
-              "to detect."),
+              "before their attack started."
+              + (f" Counted from when the log first showed the attack (its first line, written when a request "
+                 f"that started in the attack ended: a poll held 25 s shows 25 s after it began): median "
+                 f"{f.seconds(ttd['lag_median_s'])}, p90 {f.seconds(ttd['lag_p90_s'])}."
+                 if ttd.get("lag_median_s") is not None else "")),
         ("table", tables.attack_classes(mx)),
         ("h2", "False positives"),
         ("table", tables.false_positives(mx)),

@@ -6,9 +6,14 @@ The per-client table has one row per labelled client (index ``client``): the lab
 ``abusive``                 label == "abusive"
 ``flagged``, ``blocked``    ever throttled or blocked / ever blocked (verdict lines)
 ``first_flag``              ``at`` of the first throttle/block line
-``first_flag_in_attack``    the first throttle/block ``at`` at or after ``attack_start``
+``first_flag_in_attack``    the first moment at or after ``attack_start`` under a throttle/block (``attack_start``
+                            itself when one reached before still held then)
 ``ttd``                     ``first_flag_in_attack - attack_start`` (seconds)
 ``flagged_before_attack``   an abusive client whose first flag came before ``attack_start``
+``first_seen``              when the log first showed the attack: the earliest end among its requests that
+                            started at or after ``attack_start`` (only with a log)
+``lag``                     ``first_flag_in_attack - first_seen``, at least 0: detection after the evidence
+                            reached the log (only with a log)
 ``score``                   per-client score for ROC-AUC/AP (see ``metrics["ranking"]["score_source"]``)
 ``max_rate``                most requests in any 60 s window (only with a log)
 ``rate_flagged``            the tuned rate limit flags it (only with a log)
@@ -72,6 +77,8 @@ def evaluate(labels: Labels, verdicts: pd.DataFrame, *, scores: pd.Series | None
         table["max_rate"] = rates.reindex(table.index).fillna(0).astype(np.int64)
         baseline = best_limit(table["max_rate"].to_numpy(), table["abusive"].to_numpy(), basis=requests.basis)
         table["rate_flagged"] = baseline.flags(table["max_rate"])
+        table["first_seen"] = requests.first_seen(table["attack_start"].dropna()).reindex(table.index)
+        table["lag"] = (table["first_flag_in_attack"] - table["first_seen"]).clip(lower=0.0)
 
     metrics = _metrics(table, verdicts, seen, baseline, requests, rates, scores is not None)
     metrics["outage"] = None if labels.outage is None else dict(zip(("start", "end"), labels.outage))

@@ -16,9 +16,12 @@ def format_summary(result) -> str:
     if mx["comparison"]:
         parts.append(f"model F1 - rate-limit F1: {f.signed(mx['comparison']['f1_model_minus_rate_limit'])}")
     ttd = mx["time_to_detect"]
-    parts.append(f"time to detect (first flag at/after attack start): median {f.seconds(ttd['median_s'])}, "
+    parts.append(f"time to detect (from attack start until under a verdict): median {f.seconds(ttd['median_s'])}, "
                  f"p90 {f.seconds(ttd['p90_s'])} over {ttd['detected_in_attack']} attackers; "
                  f"{ttd['flagged_before_attack']} flagged before their attack started")
+    if ttd.get("lag_median_s") is not None:
+        parts.append(f"after the log first showed the attack (a held poll is logged when it ends): median "
+                     f"{f.seconds(ttd['lag_median_s'])}, p90 {f.seconds(ttd['lag_p90_s'])}")
     if mx["per_class"]["abusive"]:
         parts += ["", tables.text(tables.attack_classes(mx))]
     parts += ["", tables.text(tables.false_positives(mx))]

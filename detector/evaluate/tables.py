@@ -29,13 +29,17 @@ def headline(metrics: dict) -> Table:
 def attack_classes(metrics: dict) -> Table:
     """Recall per attack class, time to detect, and what the rate limit catches."""
     rate = metrics["rate_limit"] is not None
-    headers = ["attack class", "clients", "recall", "blocked", "median TTD", "p90 TTD", "flagged before attack"]
-    headers += ["rate-limit recall"] if rate else []
+    classes = metrics["per_class"]["abusive"]
+    lag = any("lag_median_s" in e for e in classes.values())
+    headers = ["attack class", "clients", "recall", "blocked", "median TTD", "p90 TTD"]
+    headers += ["median after first line"] if lag else []
+    headers += ["flagged before attack"] + (["rate-limit recall"] if rate else [])
     rows = []
-    for cls, e in metrics["per_class"]["abusive"].items():
+    for cls, e in classes.items():
         row = [cls, str(e["clients"]), f"{f.ratio(e['recall'], 2)} ({e['detected']})", str(e["blocked"]),
-               f.seconds(e["ttd_median_s"]), f.seconds(e["ttd_p90_s"]), str(e["flagged_before_attack"])]
-        rows.append(row + ([f.ratio(e["rate_limit_recall"], 2)] if rate else []))
+               f.seconds(e["ttd_median_s"]), f.seconds(e["ttd_p90_s"])]
+        row += [f.seconds(e.get("lag_median_s"))] if lag else []
+        rows.append(row + [str(e["flagged_before_attack"])] + ([f.ratio(e["rate_limit_recall"], 2)] if rate else []))
     return headers, rows
 
 

@@ -1,9 +1,9 @@
 """Verdict-change lines (``detector replay`` output, DESIGN.md) as a table, and what they say per client.
 
 A client is *flagged* if any of its lines is ``throttle`` or ``block``. A verdict holds from its ``at``
-until its ``until`` or the client's next line, whichever comes first. A verdict on a network (``"a.b.c.0/24"``,
-a prefix scored whole) applies to every labelled address inside it (``expand_ranges``): a block of a
-carrier's pool counts against each phone in it.
+until its ``until`` or the next line on the same client, whichever comes first. A verdict on a network
+(``"a.b.c.0/24"``, a prefix scored whole) applies to every labelled address inside it (``expand_ranges``):
+a block of a carrier's pool counts against each phone in it, and holds whatever the phone's own lines say.
 """
 
 from __future__ import annotations
@@ -104,16 +104,36 @@ def per_client(verdicts: pd.DataFrame) -> pd.DataFrame:
 
 
 def first_flag_from(verdicts: pd.DataFrame, since: pd.Series) -> pd.Series:
-    """Per client, the first throttle/block ``at`` at or after ``since[client]`` (clients without one: absent)."""
-    flags = verdicts[verdicts["verdict"].isin(FLAGS)]
-    start = flags["client"].map(since)
-    late = flags[flags["at"].to_numpy() >= start.to_numpy()]
-    return late.groupby("client", sort=False)["at"].min()
+    """Per client, the first moment at or after ``since[client]`` it was throttled or blocked: ``since``
+    itself when a verdict reached earlier still held then (a fleet's range judged on the addresses that
+    started first covers the one starting a second later), else the first throttle/block ``at`` after
+    it. Clients without one are absent.
+
+    >>> v = verdict_frame([{"client": "a", "verdict": "throttle", "at": 5.0, "until": 9.0},
+    ...                    {"client": "a", "verdict": "block", "at": 20.0, "until": 30.0},
+    ...                    {"client": "a", "verdict": "allow", "at": 25.0}])
+    >>> [first_flag_from(v, pd.Series({"a": t})).to_dict().get("a") for t in (3.0, 7.0, 12.0, 27.0)]
+    [5.0, 7.0, 20.0, None]
+    """
+    held = spans(verdicts, math.inf)
+    start = held["client"].map(since).to_numpy(dtype=np.float64)
+    holds = held["stop"].to_numpy(dtype=np.float64) > start  # in force at ``since`` or reached after it
+    first = pd.Series(np.maximum(held["start"].to_numpy(dtype=np.float64), start), index=held.index)[holds]
+    return first.groupby(held["client"][holds], sort=False).min()
 
 
 def spans(verdicts: pd.DataFrame, end: float) -> pd.DataFrame:
-    """Throttle/block spans: client, verdict, start, stop (``until`` or the next line; ``end`` if neither)."""
-    nxt = verdicts.groupby("client", sort=False)["at"].shift(-1)
+    """Throttle/block spans: client, verdict, start, stop (``until`` or the next line on the same client,
+    a network's line counting for its own network: ``source`` after ``expand_ranges``; ``end`` if neither).
+
+    >>> v = verdict_frame([{"client": "203.0.113.7", "verdict": "throttle", "at": 2.0, "until": 100.0},
+    ...                    {"client": "203.0.113.0/24", "verdict": "block", "at": 5.0, "until": 305.0},
+    ...                    {"client": "203.0.113.7", "verdict": "allow", "at": 100.0}])
+    >>> spans(expand_ranges(v, ["203.0.113.7"]), 400.0).values.tolist()  # the range outlives .7's allow
+    [['203.0.113.0/24', 'block', 5.0, 305.0], ['203.0.113.7', 'throttle', 2.0, 100.0], ['203.0.113.7', 'block', 5.0, 305.0]]
+    """
+    keys = ["client", "source"] if "source" in verdicts else ["client"]
+    nxt = verdicts.groupby(keys, sort=False)["at"].shift(-1)
     stop = np.fmin(verdicts["until"].to_numpy(), nxt.to_numpy())  # fmin ignores a NaN on either side
     stop = np.where(np.isnan(stop), end, stop)
     out = pd.DataFrame({"client": verdicts["client"], "verdict": verdicts["verdict"], "start": verdicts["at"],
@@ -122,13 +142,15 @@ def spans(verdicts: pd.DataFrame, end: float) -> pd.DataFrame:
 
 
 def expand_ranges(verdicts: pd.DataFrame, clients: Iterable[str]) -> pd.DataFrame:
-    """Verdict lines on networks repeated for each of ``clients`` inside them (and kept for the network).
+    """Verdict lines on networks repeated for each of ``clients`` inside them (and kept for the network),
+    each line with its ``source``: the client it was written for.
 
     >>> v = verdict_frame([{"client": "203.0.113.0/24", "verdict": "block", "at": 5.0, "until": 9.0}])
     >>> expand_ranges(v, ["203.0.113.7", "198.51.100.1", "203.0.113.9"])["client"].tolist()
     ['203.0.113.0/24', '203.0.113.7', '203.0.113.9']
     """
     members = _members(verdicts["client"].unique(), clients)
+    verdicts = verdicts.assign(source=verdicts["client"])  # whose line it is (a network's, for the copies)
     if not members:
         return verdicts
     parts = [verdicts]

@@ -21,7 +21,8 @@ class FeatureSpec:
 
     ``ceiling`` marks a count of what one program does (per user agent), where more is worse: a client
     beyond the most any training client ever reached is suspicious by that alone (``AnomalyModel.beyond``).
-    Counts of how many people share an address, neighbours' traffic and timing shapes are not ceilings;
+    Counts of how many people share an address (among them the open requests of its busiest user agent:
+    colleagues on one browser build behind a NAT), neighbours' traffic and timing shapes are not ceilings;
     nor are bytes, which depend on what the site serves (a page of images, a download) more than on what
     the client does: a model trained on a long-poll API's small answers blocked 39 readers of a blog's
     images and downloads when bytes had ceilings.
@@ -44,7 +45,9 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("client_errors_per_ua_10s", 10, f.client_errors_per_ua_per_minute,
                 "4xx answers per minute per user agent (last 10 s)", ceiling=True),
     FeatureSpec("busiest_ua_concurrency_10s", 10, f.busiest_agent_concurrency,
-                "open requests of its busiest user agent (last 10 s)", ceiling=True),
+                "open requests of its busiest user agent (last 10 s)"),
+    FeatureSpec("concurrency_per_ua_10s", 10, f.concurrency_per_ua, "open requests per user agent (last 10 s)",
+                ceiling=True),
     FeatureSpec("quick_per_ua_10s", 10, f.quick_requests_per_ua_per_minute,
                 "requests answered within 1 s, per minute per user agent (last 10 s)", ceiling=True),
     FeatureSpec("bytes_per_ua_10s", 10, f.bytes_per_ua_per_minute,
@@ -54,6 +57,9 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("server_errors_per_ua_10s", 10, f.server_errors_per_ua_per_minute,
                 "5xx answers per minute per user agent (last 10 s)", ceiling=True),
     FeatureSpec("paths_per_ua_10s", 10, f.paths_per_ua, "distinct paths per user agent (last 10 s)", ceiling=True),
+    FeatureSpec("early_empty_per_ua_10s", 10, f.early_empty_answers_per_ua_per_minute,
+                "empty answers within a quarter of the server's hold time, per minute per user agent (last 10 s)",
+                ceiling=True),
     FeatureSpec("repeats_per_ua_10s", 10, f.repeated_answers_per_ua_per_minute,
                 "answers to a request it had already been answered, per minute per user agent (last 10 s)",
                 ceiling=True),
@@ -76,7 +82,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
                 ceiling=True),
     FeatureSpec("concurrency_per_ua_60s", 60, f.concurrency_per_ua, "open requests per user agent", ceiling=True),
     FeatureSpec("busiest_ua_concurrency_60s", 60, f.busiest_agent_concurrency,
-                "open requests of its busiest user agent", ceiling=True),
+                "open requests of its busiest user agent"),
     FeatureSpec("gap_60s", 60, f.median_gap_seconds, "re-requests after each response in", " s"),
     FeatureSpec("gap_after_error_60s", 60, f.gap_after_error_seconds,
                 "retries after a 429/5xx in", " s"),
@@ -85,8 +91,14 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("quick_per_ua_60s", 60, f.quick_requests_per_ua_per_minute,
                 "requests answered within 1 s, per minute per user agent", ceiling=True),
     FeatureSpec("paths_per_ua_60s", 60, f.paths_per_ua, "distinct paths per user agent", ceiling=True),
+    FeatureSpec("path_entropy_60s", 60, f.path_entropy, "path entropy", " bits", log=False),
+    FeatureSpec("outside_poll_share_60s", 60, f.outside_poll_share,
+                "share of requests outside the long-poll endpoint", log=False),
     FeatureSpec("repeats_per_ua_60s", 60, f.repeated_answers_per_ua_per_minute,
                 "answers to a request it had already been answered, per minute per user agent", ceiling=True),
+    FeatureSpec("replayed_polls_per_ua_60s", 60, f.replayed_polls_per_ua_per_minute,
+                "polls asked for again after being answered, and answered the same again, per minute per user agent",
+                ceiling=True),
     FeatureSpec("repeated_bytes_per_ua_60s", 60, f.repeated_bytes_per_ua_per_minute,
                 "bytes of answers to a request it had already been answered, per minute per user agent"),
     FeatureSpec("prefix_addresses_60s", 60, f.prefix_addresses, "active addresses in its /24 (/64)"),
@@ -94,6 +106,12 @@ FEATURES: tuple[FeatureSpec, ...] = (
                 "requests per minute per user agent of its whole /24 (/64)"),
     FeatureSpec("prefix_failures_per_ua_60s", 60, f.prefix_failures_per_ua_per_minute,
                 "4xx answers per minute per user agent of its whole /24 (/64)"),
+    FeatureSpec("fleet_client_errors_per_ua_10s", 10, f.fleet_client_errors_per_ua_per_minute,
+                "refused requests (4xx but 429, 499) per minute per user-agent string, all addresses of the "
+                "/24 (/64) summed (last 10 s)", ceiling=True),
+    FeatureSpec("fleet_client_errors_per_ua_60s", 60, f.fleet_client_errors_per_ua_per_minute,
+                "refused requests (4xx but 429, 499) per minute per user-agent string, all addresses of the "
+                "/24 (/64) summed", ceiling=True),
     FeatureSpec("irregularity_60s", 60, f.timing_irregularity,
                 "timing irregularity (0 = machine-perfect)", log=False),
     FeatureSpec("population_failing_10s", 10, f.population_failing_share,

@@ -50,10 +50,14 @@ def aborts_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     return _status_per_ua_per_minute(ev, ev.status == ABORTED)
 
 
+def _client_errors(status: np.ndarray) -> np.ndarray:
+    """4xx answers other than 429 and 499: what the client asked for was refused (401, 403, 404, ...)."""
+    return (status >= 400) & (status < 500) & (status != THROTTLED) & (status != ABORTED)
+
+
 def client_errors_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """4xx answers other than 429 and 499 (401, 403, 404, ...) per minute per user agent."""
-    s = ev.status
-    return _status_per_ua_per_minute(ev, (s >= 400) & (s < 500) & (s != THROTTLED) & (s != ABORTED))
+    return _status_per_ua_per_minute(ev, _client_errors(ev.status))
 
 
 def throttled_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
@@ -201,6 +205,30 @@ def paths_per_ua(ev: ClientEvents) -> np.ndarray:
     return _per_ua(ev, ev.distinct(ev.path))
 
 
+def path_entropy(ev: ClientEvents) -> np.ndarray:
+    """Shannon entropy (bits) of the paths the client asked for: 0 for a client that only polls,
+    log2(n) for n requests to n different paths (a scanner, a scraper walking ids); a browser loading
+    a page and then polling sits between."""
+    if len(ev.code) == 0:
+        return np.zeros(ev.n)
+    base = int(ev.path.max()) + 1
+    pairs, counts = np.unique(ev.code * base + ev.path, return_counts=True)
+    owner = pairs // base
+    p = counts / ev.count[owner]
+    return np.bincount(owner, weights=-p * np.log2(p), minlength=ev.n)
+
+
+def outside_poll_share(ev: ClientEvents) -> np.ndarray:
+    """Share of the client's requests to paths other than the long-poll endpoint(s), which are read off
+    everyone's traffic in the window (``ClientEvents.poll_paths``: where the server holds requests).
+    NaN where the window shows no long polling (no durations in the format, or nothing held)."""
+    if len(ev.poll_paths) == 0:
+        return np.full(ev.n, np.nan)
+    outside = ev.total((~np.isin(ev.path, ev.poll_paths)).astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ev.count > 0, outside / ev.count, np.nan)
+
+
 def repeated_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """Answers with a body (2xx, bytes > 0) to a read (GET or HEAD of the same path and query) the client
     had already been answered in the window, per minute per user agent.
@@ -214,6 +242,22 @@ def repeated_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     return _per_ua(ev, _per_minute(ev, np.bincount(code, minlength=ev.n).astype(np.float64)))
 
 
+def replayed_polls_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Polls of the long-poll endpoint (``ClientEvents.poll_paths``) asked for again, and answered with data
+    again, after the same client and user agent had been answered that very poll; per minute per user
+    agent. NaN where the window shows no long polling.
+
+    A long-poll client answered with data moves its cursor on; one asking for the same cursor again and
+    again is replaying it. Colleagues behind one NAT with the same browser build polling the same
+    channel ask *at the same time* and are answered together (no replay), and the same script bundle
+    loaded again, or a health check, is not a poll.
+    """
+    if len(ev.poll_paths) == 0:
+        return np.full(ev.n, np.nan)
+    code, _bytes = _repeats(ev, np.isin(ev.path, ev.poll_paths), after=True)
+    return _per_ua(ev, _per_minute(ev, np.bincount(code, minlength=ev.n).astype(np.float64)))
+
+
 def repeated_bytes_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """Bytes of the answers ``repeated_answers_per_ua_per_minute`` counts, per minute per user agent.
 
@@ -224,16 +268,20 @@ def repeated_bytes_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     return _per_ua(ev, _per_minute(ev, np.bincount(code, weights=nbytes, minlength=ev.n)))
 
 
-def _repeats(ev: ClientEvents) -> tuple[np.ndarray, np.ndarray]:
-    """Client codes and bytes of the answers that repeat an earlier answer to the same client, user
-    agent and read (the first answer of each is not a repeat)."""
+def _repeats(ev: ClientEvents, among: np.ndarray | bool = True,
+             after: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Client codes and bytes of the answers (of the events ``among`` selects) that repeat an earlier
+    answer to the same client, user agent and read (the first answer of each is not a repeat); with
+    ``after``, only those asked for once the earlier answer had come (not two asked at the same time)."""
     answered = np.flatnonzero((ev.status >= 200) & (ev.status < 300) & (ev.bytes > 0)
-                              & (ev.request != NOT_REPEATABLE))
+                              & (ev.request != NOT_REPEATABLE) & among)
     if len(answered) == 0:
         return answered, np.empty(0)
     order = answered[np.lexsort((ev.start[answered], ev.request[answered], ev.ua[answered], ev.code[answered]))]
     code, ua, request = ev.code[order], ev.ua[order], ev.request[order]
     again = np.r_[False, (code[1:] == code[:-1]) & (ua[1:] == ua[:-1]) & (request[1:] == request[:-1])]
+    if after:
+        again[1:] &= ev.start[order][1:] >= ev.end[order][:-1]
     return code[again], ev.bytes[order][again].astype(np.float64)
 
 
@@ -259,6 +307,21 @@ def prefix_failures_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """4xx answers (401, 404, 429, 499, ...) per minute per distinct user agent of the whole /24 (/64)."""
     p = _prefix(ev)
     return _per_minute(ev, p.failures) / np.maximum(p.agents, 1.0)
+
+
+def fleet_client_errors_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """For a network prefix judged whole: its 4xx answers other than 429 and 499 (401, 403, 404, ...) per
+    minute per distinct user-agent *string*, summed over all its addresses; NaN for a single address.
+
+    Each address of a fleet spraying logins may fail only a few times a minute, about what one person
+    mistyping a password does; the program all 28 of them run fails 28 times as often. Where the prefix row
+    otherwise counts per user agent on each address (so a carrier's pool of phones running one app is
+    not one flood), failures are rare enough in legitimate use to be summed.
+    """
+    if ev.fleet_ua is None:
+        return np.full(ev.n, np.nan)
+    errors = ev.total(_client_errors(ev.status).astype(np.float64))
+    return _per_minute(ev, errors) / np.maximum(ev.distinct(ev.fleet_ua), 1.0)
 
 
 def timing_irregularity(ev: ClientEvents) -> np.ndarray:

@@ -88,6 +88,24 @@ def group_median(values: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
 
 
 NOT_REPEATABLE = 0  # the request code of a request that changes state (POST, PUT, ...)
+#: A server holding requests this long (the window's 99th percentile of durations, seconds) is long-polling.
+LONG_POLL = 5.0
+
+
+def poll_paths(paths: np.ndarray, durations: np.ndarray, hold: float, held: float = 0.5,
+               share: float = 0.1) -> np.ndarray:
+    """The long-poll endpoint(s) of a window, read off everyone's traffic: the paths (sorted codes) of at
+    least ``share`` of the requests held for ``held`` of the server's hold time or longer. Empty when the
+    window shows no long polling (``hold`` under ``LONG_POLL`` s, or no durations).
+
+    >>> poll_paths(np.array([1, 1, 1, 2, 3, 3]), np.array([25.0, 20.0, 24.0, 0.1, 13.0, 30.0]), 25.0).tolist()
+    [1, 3]
+    """
+    if not hold >= LONG_POLL:
+        return np.empty(0, dtype=np.int64)
+    kept = paths[np.nan_to_num(durations, nan=0.0) >= held * hold]
+    codes, counts = np.unique(kept, return_counts=True)
+    return codes[counts >= share * len(kept)].astype(np.int64)
 
 
 def request_hashes(events: pd.DataFrame) -> np.ndarray:
@@ -222,6 +240,8 @@ class ClientEvents:
     population_failing: int = 0  # ... of which got at least one 5xx or 429
     population_hold: float = float("nan")  # the server's hold time as seen: 99th percentile of all durations
     prefix_source: tuple | None = field(default=None, repr=False, compare=False)  # PrefixView.of's arguments
+    fleet_ua: np.ndarray | None = None  # grouped by prefix: each event's user-agent string (``ua`` is per address)
+    poll_paths: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # ``poll_paths``
 
     @cached_property
     def prefix(self) -> PrefixView | None:
@@ -270,6 +290,7 @@ class ClientEvents:
         position = np.full(n_codes, -1, dtype=np.int64)
         position[groups] = np.arange(len(groups))
         code = position[ev.prefix if by == "prefix" else ev.client]
+        strings = ev.ua
         if by == "prefix":  # one program is one user agent *on one address*: a fleet's hosts share a UA string
             ev = replace(ev, ua=np.unique(ev.client * (int(ev.ua.max(initial=0)) + 1) + ev.ua, return_inverse=True)[1]
                          .reshape(-1))
@@ -280,7 +301,7 @@ class ClientEvents:
         failing = everyone[(status >= 500) | (status == 429)]
         group_prefix = np.full(len(groups), -1, dtype=np.int64)
         group_prefix[code[sel]] = ev.prefix[sel]  # scored clients without events here have no prefix row
-        prefix = (ev.prefix[in_window], everyone, ev.ua[in_window], status, group_prefix)
+        prefix = (ev.prefix[in_window], everyone, strings[in_window], status, group_prefix)
         durations = ev.duration[in_window]
         durations = durations[~np.isnan(durations)]
         hold = float(np.percentile(durations, 99)) if len(durations) else float("nan")
@@ -288,7 +309,8 @@ class ClientEvents:
                    duration=ev.duration[sel], status=ev.status[sel], bytes=ev.bytes[sel],
                    path=ev.path[sel], ua=ev.ua[sel], request=ev.request[sel], at=float(at), width=float(width),
                    population=len(np.unique(everyone)), population_failing=len(np.unique(failing)),
-                   prefix_source=prefix, population_hold=hold)
+                   prefix_source=prefix, population_hold=hold, fleet_ua=strings[sel] if by == "prefix" else None,
+                   poll_paths=poll_paths(ev.path[in_window], ev.duration[in_window], hold))
 
     @classmethod
     def from_frame(cls, events: pd.DataFrame, at: float, width: float,

@@ -27,9 +27,12 @@ Model (flagged = ever throttle/block):
   TP = .1 .2 .4 .5 = 4; FN = .3 = 1; FP = 10.0.0.4, 10.0.0.7 = 2; TN = 5.
   precision 4/6, recall 4/5, F1 = 8/(8+2+1) = 8/11, FPR = 2/7.
   recall: reconnect_loop 2/3, scanner 2/2. Normal flag rates: nat_office 1/1, browser 1/3, others 0.
-  time to detect (first flag at/after attack_start): .1 130-100 = 30, .2 170-100 = 70 (its T+50 flag came
-  before the attack), .4 110-100 = 10; .5 was flagged only before (T+90 < T+100): no time.
-  median 30; p90 = 30 + 0.8 * (70 - 30) = 62. reconnect_loop median 50, scanner 10.
+  time to detect (first moment under a flag at/after attack_start): .1 130-100 = 30, .2 170-100 = 70 (its
+  T+50 flag lapsed at T+80, before the attack), .4 110-100 = 10; .5 0 (its T+90 throttle still held at T+100).
+  median of 0, 10, 30, 70 = 20; p90 = 30 + 0.7 * (70 - 30) = 58. reconnect_loop median 50, scanner 5.
+  After the log first showed the attack (every attacker's first request starts at T+100 and, 0.25 s long,
+  is logged at T+100.25): .1 29.75, .2 69.75, .4 9.75, .5 0 (flagged before); median 19.75, p90
+  29.75 + 0.7 * 40 = 57.75; reconnect_loop 49.75, scanner 4.875; .3 was never flagged (no lag).
   flagged before attack: .2, .5.
   FPs: NAT 1/1 (throttle, no block), consumer 0/1, active in outage 1/1 (blocked), other 0/4
   (.1 .2 .3 .6). Blocks of NAT/consumer/outage-active normal clients: 1 (10.0.0.7).
@@ -146,7 +149,7 @@ def test_every_number_matches_the_hand_count(scenario):
     assert attacks["reconnect_loop"]["recall"] == approx(2 / 3)
     assert attacks["scanner"]["recall"] == approx(1.0)
     assert attacks["reconnect_loop"]["ttd_median_s"] == approx(50)
-    assert attacks["scanner"]["ttd_median_s"] == approx(10)
+    assert attacks["scanner"]["ttd_median_s"] == approx(5)
     assert attacks["scanner"]["flagged_before_attack"] == 1
     normal = mx["per_class"]["normal"]
     assert list(normal) == ["browser", "mobile", "consumer", "nat_office", "health_checker"]
@@ -155,11 +158,15 @@ def test_every_number_matches_the_hand_count(scenario):
     assert normal["consumer"]["flag_rate"] == approx(0.0)
 
     ttd = mx["time_to_detect"]
-    assert ttd["detected_in_attack"] == 3
-    assert ttd["median_s"] == approx(30)
-    assert ttd["p90_s"] == approx(62)
+    assert ttd["detected_in_attack"] == 4
+    assert ttd["median_s"] == approx(20)
+    assert ttd["p90_s"] == approx(58)
     assert ttd["flagged_before_attack"] == 2
     assert ttd["flagged_before_attack_clients"] == ["203.0.113.2", "203.0.113.5"]
+    assert (ttd["lag_median_s"], ttd["lag_p90_s"]) == (approx(19.75), approx(57.75))
+    assert attacks["reconnect_loop"]["lag_median_s"] == approx(49.75)
+    assert attacks["scanner"]["lag_median_s"] == approx(4.875)
+    assert result.clients.loc["203.0.113.3", "first_seen"] == approx(T + 100.25)
 
     fps = mx["false_positives"]["model"]
     assert {g: (e["clients"], e["flagged"], e["blocked"]) for g, e in fps.items()} == {
@@ -210,7 +217,7 @@ def test_summary_and_report_carry_the_headline_numbers(scenario, tmp_path: Path)
     path = write_report(result, out)
     assert path == out / "report.md"
     text = path.read_text()
-    for number in ("0.667", "0.800", "0.727", "0.2857", "0.750", "0.600", "+0.061", "median 30 s", "p90 62 s"):
+    for number in ("0.667", "0.800", "0.727", "0.2857", "0.750", "0.600", "+0.061", "median 20 s", "p90 58 s"):
         assert number in text, number
     assert "**1** — the requirement is zero: 10.0.0.7" in text
     for name in ("scores", "precision_recall", "timeline"):

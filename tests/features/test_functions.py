@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from detector.features import functions as f
-from detector.features.view import ClientEvents
+from detector.features.view import ClientEvents, EventArrays, Interner
 
 from ..conftest import events
 
@@ -85,6 +85,21 @@ def test_gaps(ev):
 def test_bytes_and_paths(ev):
     np.testing.assert_allclose(f.bytes_per_request(ev), [100.0, 0.0])
     np.testing.assert_allclose(f.paths_per_ua(ev), [0.5, 2.0])  # a: /v1/poll over 2 UAs; b: /v1/poll, /x
+
+
+def test_path_entropy_and_the_share_outside_the_long_poll_endpoint(ev):
+    # the server holds a's two polls of /v1/poll for 25 s (the window's hold, its 99th percentile of
+    # durations, is 25 s; held = 12.5 s or more): /v1/poll is the long-poll endpoint.
+    # a: 3 requests, all /v1/poll -> entropy 0, none outside. b: /v1/poll x3, /x x1 -> entropy
+    # -(3/4 log2 3/4 + 1/4 log2 1/4) = 0.75 * 0.415037 + 0.5 = 0.811278; a quarter outside.
+    np.testing.assert_allclose(f.path_entropy(ev), [0.0, 0.811278], atol=1e-6)
+    np.testing.assert_allclose(f.outside_poll_share(ev), [0.0, 0.25])
+    # without durations (combined logs) nothing shows which endpoint holds: NaN, not a guess
+    frame = events([dict(client="a", start=50.0, end=50.0, duration=np.nan, path="/x"),
+                    dict(client="a", start=60.0, end=60.0, duration=np.nan)])
+    blind = ClientEvents.from_frame(frame, at=100.0, width=60.0)
+    assert np.isnan(f.outside_poll_share(blind)).all()
+    np.testing.assert_allclose(f.path_entropy(blind), [1.0])  # two paths, one request each: 1 bit
 
 
 def test_timing_irregularity():
@@ -166,11 +181,20 @@ def test_repeated_answers_count_the_same_request_answered_again():
         dict(client="m", start=90, end=95, query="cursor=7", bytes=500, ua="other"),
         dict(client="m", start=96, end=96.1, method="POST", path="/v1/publish", bytes=20),  # writes never
         dict(client="m", start=97, end=97.1, method="POST", path="/v1/publish", bytes=20),  # repeat
+        # n: two colleagues behind one NAT, one browser build, poll cursor=3 at once and are answered
+        # together (a repeat, but asked before the first answer came: no replay); s loads one script
+        # bundle three times (2 repeats, not of a poll)
+        dict(client="n", start=80, end=90, query="cursor=3", bytes=400),
+        dict(client="n", start=81, end=90.001, query="cursor=3", bytes=400),
+        *[dict(client="s", start=t, end=t + 0.2, path="/static/app.js", bytes=190_000) for t in (75, 85, 95)],
     ])
-    ev = ClientEvents.from_frame(frame, at=100.0, width=30.0, clients=np.array(["r", "m"], dtype=object))
-    np.testing.assert_allclose(f.repeated_answers_per_ua_per_minute(ev), [4.0, 0.0])
-    # the repeats' bytes: the second and third answers, 30,000 + 31,000, twice a minute
-    np.testing.assert_allclose(f.repeated_bytes_per_ua_per_minute(ev), [122_000.0, 0.0])
+    ev = ClientEvents.from_frame(frame, at=100.0, width=30.0, clients=np.array(["r", "m", "n", "s"], dtype=object))
+    np.testing.assert_allclose(f.repeated_answers_per_ua_per_minute(ev), [4.0, 0.0, 2.0, 4.0])
+    # the repeats' bytes: r's second and third answers, 30,000 + 31,000, twice a minute
+    np.testing.assert_allclose(f.repeated_bytes_per_ua_per_minute(ev), [122_000.0, 0.0, 800.0, 760_000.0])
+    # the window's hold (99th percentile of durations) is 22.9 s and only r's 25 s poll was held half of
+    # it or more: /v1/poll is the long-poll endpoint. Replays: r's two, each asked after the earlier answer
+    np.testing.assert_allclose(f.replayed_polls_per_ua_per_minute(ev), [4.0, 0.0, 0.0, 0.0])
 
 
 def test_prefix_view_counts_every_address_of_the_prefix():
@@ -226,3 +250,26 @@ def test_hold_share_divides_by_the_servers_hold_seen_in_the_traffic():
     np.testing.assert_allclose(f.hold_share(ev), [1.0, 0.05])
     no_durations = events([dict(client="h", start=0, end=55, duration=float("nan"))])
     assert np.isnan(f.hold_share(ClientEvents.from_frame(no_durations, at=60.0, width=60.0))).all()
+
+
+def test_fleet_client_errors_sum_a_prefixs_addresses_per_user_agent_string():
+    # 203.0.113.0/24 judged whole: .1 and .2 run "bot" (two 401s and one 404 between them, one 200),
+    # .3 runs "app" (one 403, one 499); in 60 s that is 4 client errors (the 499 is an abort, not one)
+    # over 2 user-agent strings = 2 a minute. Per address and agent (the prefix row's ``ua``) it is 3 programs.
+    frame = events([
+        dict(client="203.0.113.1", start=50, end=51, ua="bot", status=401),
+        dict(client="203.0.113.1", start=60, end=61, ua="bot", status=200),
+        dict(client="203.0.113.2", start=52, end=53, ua="bot", status=401),
+        dict(client="203.0.113.2", start=70, end=71, ua="bot", status=404),
+        dict(client="203.0.113.3", start=80, end=81, ua="app", status=403),
+        dict(client="203.0.113.3", start=82, end=83, ua="app", status=499),
+    ])
+    names, paths, agents, prefixes = Interner(), Interner(), Interner(), Interner()
+    arrays = EventArrays.from_frame(frame, names, paths, agents, prefixes)
+    whole = ClientEvents.from_arrays(arrays, 100.0, 60.0, np.array([0]), len(prefixes), by="prefix")
+    np.testing.assert_allclose(f.fleet_client_errors_per_ua_per_minute(whole), [2.0])
+    np.testing.assert_allclose(f.user_agents(whole), [3.0])
+    # a single address has no fleet count: NaN, its own is client_errors_per_ua (2 in 60 s, one agent)
+    alone = ClientEvents.from_frame(frame, at=100.0, width=60.0, clients=np.array(["203.0.113.2"], dtype=object))
+    assert np.isnan(f.fleet_client_errors_per_ua_per_minute(alone)).all()
+    np.testing.assert_allclose(f.client_errors_per_ua_per_minute(alone), [2.0])

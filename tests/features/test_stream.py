@@ -138,3 +138,20 @@ def test_a_prefix_scored_whole_counts_each_address_and_agent_as_one_program():
     whole = frame.to_frame().loc["203.0.113.0/24"]
     assert whole["user_agents_60s"] == 3 and whole["repeats_per_ua_60s"] == 0
     assert whole["busiest_ua_concurrency_60s"] == pytest.approx(25 / 60)
+
+
+def test_a_prefix_scored_whole_sums_its_addresses_4xx_per_user_agent_string():
+    # four hosts of one fleet, one user agent, each failing one login in (90, 100] and one in (40, 90]:
+    # the /24 row counts 4 failures in 10 s per one UA string = 24 a minute (8 in 60 s = 8 a minute);
+    # each address alone has no fleet count (NaN) and 6 a minute of its own on 10 s
+    rows = [dict(client=f"203.0.113.{i}", start=t, end=t + 0.2, status=401, path="/login", ua="lib/1.0")
+            for i in (1, 2, 3, 4) for t in (60.0 + i, 95.0 + i / 10)]
+    s = FeatureStream(tick=100.0, lateness=0.0)
+    (frame,) = list(s.push(events(rows))) + list(s.finish())
+    table = frame.to_frame()
+    whole, one = table.loc["203.0.113.0/24"], table.loc["203.0.113.2"]
+    assert whole["fleet_client_errors_per_ua_10s"] == pytest.approx(24) and whole["fleet_client_errors_per_ua_60s"] == pytest.approx(8)
+    assert whole["client_errors_per_ua_10s"] == pytest.approx(6)  # per program (address, agent): one each
+    assert np.isnan(one["fleet_client_errors_per_ua_10s"]) and one["client_errors_per_ua_10s"] == pytest.approx(6)
+    # the neighbours' view is the same for the /24 row as for its addresses: 8 failures / one UA string
+    assert whole["prefix_failures_per_ua_60s"] == one["prefix_failures_per_ua_60s"] == pytest.approx(8)

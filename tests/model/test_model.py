@@ -140,6 +140,11 @@ def test_fit_model_leaves_incident_ticks_out_of_calibration(small_model):
     best_pair = np.minimum(loop_scores[1:], loop_scores[:-1]).max()
     assert best_pair < loop_scores.max()
     assert confirmed.thresholds_.throttle == pytest.approx(best_pair)
+    # one unconfirmed tick acts only past every training client's highest single tick (here the loop's)
+    assert confirmed.training_["single_tick_max"] == pytest.approx(loop_scores.max())
+    assert confirmed.thresholds_.single == pytest.approx(max(confirmed.thresholds_.block, loop_scores.max()))
+    # ... counted outside incidents: with the loop's ticks an incident, the ordinary clients' highest
+    assert guarded.training_["single_tick_max"] == pytest.approx(guarded.score_samples(raw).max())
 
 
 def test_the_incident_threshold_is_the_tail_of_clients_scores_during_incidents(small_model):
@@ -189,7 +194,9 @@ def test_only_ceiling_features_have_a_ceiling():
     ceilings = {n for n, c in zip(FEATURE_NAMES, np.isfinite(model.ceiling_)) if c}
     assert "client_errors_per_ua_60s" in ceilings and "rpm_per_ua_60s" in ceilings
     # how many people share an address, and the neighbours' traffic, are no program's ceiling
-    assert not ceilings & {"rpm_60s", "user_agents_60s", "prefix_failures_per_ua_60s", "irregularity_60s"}
+    # (nor are the open requests of its busiest user agent: colleagues on one browser build behind a NAT)
+    assert not ceilings & {"rpm_60s", "user_agents_60s", "prefix_failures_per_ua_60s", "irregularity_60s",
+                           "busiest_ua_concurrency_10s", "busiest_ua_concurrency_60s"}
     i = FEATURE_NAMES.index("user_agents_60s")
     row = np.full((1, len(FEATURE_NAMES)), np.expm1(0.5))
     many = row.copy()

@@ -117,8 +117,31 @@ def test_during_an_incident_only_scores_beyond_normal_incident_behaviour_throttl
     changes = p.update(40.0, ["b", "c"], [0.82, 0.95], failing_share=0.8)
     assert [(v.client, v.action) for v in changes] == [("c", "throttle")]
     assert p.update(70.0, ["c"], [0.97], failing_share=0.0) == []  # in the grace: no escalation to block
-    # a prefix scored whole sums its addresses' retries: not newly judged during the incident
-    assert p.update(72.0, ["203.0.113.0/24"], [0.99], failing_share=0.0) == []
+    # a prefix scored whole is judged like any client then (it counts per address and agent): throttled
+    [v] = p.update(72.0, ["203.0.113.0/24"], [0.99], failing_share=0.0)
+    assert (v.client, v.action) == ("203.0.113.0/24", "throttle")
+
+
+def test_one_score_over_the_single_tick_threshold_throttles_at_once_and_blocking_waits_for_a_second():
+    cfg = PolicyConfig(throttle_ttl=100, block_ttl=300, confirm_within=30, incident_grace=60)
+    p = Policy(Thresholds(throttle=0.6, block=0.8, single=0.8), cfg)
+    # "burst" was calm (0.3), then one tick at 0.85 (>= 0.8): throttled unconfirmed, with that score;
+    # "near" sat just under the throttle threshold (0.59, within the hysteresis) before its 0.85: the
+    # same; "high" at 0.75 (over throttle, under 0.8) on one tick waits for its confirmation
+    assert p.update(0.0, ["burst", "near", "high"], [0.3, 0.59, 0.3]) == []
+    changes = p.update(1.0, ["burst", "near", "high"], [0.85, 0.85, 0.75])
+    assert [(v.client, v.action, v.score) for v in changes] == [("burst", "throttle", 0.85), ("near", "throttle", 0.85)]
+    # its next tick, 25 s later, confirms 0.85 (lower of 0.9 and 0.85): blocked
+    changes = p.update(26.0, ["burst"], [0.9])
+    assert [(v.client, v.action, v.score) for v in changes] == [("burst", "block", 0.85)]
+    # during an incident one tick is never enough (training measured single ticks outside incidents only)
+    assert p.update(30.0, ["calm"], [0.3], failing_share=0.8) == []
+    assert p.update(31.0, ["calm"], [0.95], failing_share=0.8) == []
+    # a model whose training clients reached 0.9 on one tick: 0.85 no longer acts alone
+    q = Policy(Thresholds(throttle=0.6, block=0.8, single=0.9), cfg)
+    assert q.update(1.0, ["burst"], [0.85]) == [] and q.update(2.0, ["spike"], [0.92]) != []
+    # an artifact without a single-tick threshold confirms every verdict
+    assert Policy(THR, cfg).update(1.0, ["burst"], [0.99]) == []
 
 
 def test_a_verdict_needs_two_scores_over_the_threshold_within_confirm_within():
