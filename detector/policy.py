@@ -218,7 +218,7 @@ class Policy:
             if within > 0:  # the lower of this and the last score (confirmed_scores)
                 single = score
                 score = min(score, last[1]) if last is not None and at - last[0] <= within else -np.inf
-                once = getattr(self.thresholds, "single", None)  # artifacts from before it have none
+                once = self.thresholds.single
                 if not incident and once is not None and single >= once and score < self.thresholds.throttle:
                     score, unconfirmed = single, True  # beyond doubt on one tick: throttle now
                 if prev is None and score < lowest:

@@ -239,7 +239,7 @@ def repeated_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     (two browsers behind one NAT, two hosts of a fleet) each asking once is no repeat.
     """
     code, _bytes = _repeats(ev)
-    return _per_ua(ev, _per_minute(ev, np.bincount(code, minlength=ev.n).astype(np.float64)))
+    return _events_per_ua_per_minute(ev, code)
 
 
 def replayed_polls_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
@@ -255,7 +255,7 @@ def replayed_polls_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     if len(ev.poll_paths) == 0:
         return np.full(ev.n, np.nan)
     code, _bytes = _repeats(ev, np.isin(ev.path, ev.poll_paths), after=True)
-    return _per_ua(ev, _per_minute(ev, np.bincount(code, minlength=ev.n).astype(np.float64)))
+    return _events_per_ua_per_minute(ev, code)
 
 
 def repeated_bytes_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
@@ -265,7 +265,13 @@ def repeated_bytes_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     or re-downloading the same large resource, pulls the same backlog again and again.
     """
     code, nbytes = _repeats(ev)
-    return _per_ua(ev, _per_minute(ev, np.bincount(code, weights=nbytes, minlength=ev.n)))
+    return _events_per_ua_per_minute(ev, code, nbytes)
+
+
+def _events_per_ua_per_minute(ev: ClientEvents, code: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Per client, the events (their ``weights``, such as bytes) whose client codes are ``code``, per minute
+    per user agent."""
+    return _per_ua(ev, _per_minute(ev, np.bincount(code, weights=weights, minlength=ev.n).astype(np.float64)))
 
 
 def _repeats(ev: ClientEvents, among: np.ndarray | bool = True,

@@ -241,12 +241,17 @@ class ClientEvents:
     population_hold: float = float("nan")  # the server's hold time as seen: 99th percentile of all durations
     prefix_source: tuple | None = field(default=None, repr=False, compare=False)  # PrefixView.of's arguments
     fleet_ua: np.ndarray | None = None  # grouped by prefix: each event's user-agent string (``ua`` is per address)
-    poll_paths: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # ``poll_paths``
+    poll_source: tuple | None = field(default=None, repr=False, compare=False)  # ``poll_paths``'s arguments
 
     @cached_property
     def prefix(self) -> PrefixView | None:
         """The window seen per network prefix, one entry per client (worked out when first asked for)."""
         return None if self.prefix_source is None else PrefixView.of(*self.prefix_source)
+
+    @cached_property
+    def poll_paths(self) -> np.ndarray:
+        """The window's long-poll endpoint(s) (module ``poll_paths``), worked out when first asked for."""
+        return np.empty(0, dtype=np.int64) if self.poll_source is None else poll_paths(*self.poll_source)
 
     @property
     def n(self) -> int:
@@ -310,7 +315,7 @@ class ClientEvents:
                    path=ev.path[sel], ua=ev.ua[sel], request=ev.request[sel], at=float(at), width=float(width),
                    population=len(np.unique(everyone)), population_failing=len(np.unique(failing)),
                    prefix_source=prefix, population_hold=hold, fleet_ua=strings[sel] if by == "prefix" else None,
-                   poll_paths=poll_paths(ev.path[in_window], ev.duration[in_window], hold))
+                   poll_source=(ev.path[in_window], ev.duration[in_window], hold))
 
     @classmethod
     def from_frame(cls, events: pd.DataFrame, at: float, width: float,
