@@ -21,6 +21,7 @@ from detector.ingest.formats import FORMATS, FormatError
 from detector.operators import OperatorError, add_parsers
 from detector.store import StoreError
 from detector.progress import stderr_progress
+from detector.records import BLOCK_FPR, THROTTLE_FPR
 
 EXIT_BAD_INPUT = 2
 
@@ -59,6 +60,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from detector.model import save_artifact, set_current
     from detector.pipeline import fit_model, training_rows
 
+    if not 0 <= args.block_fpr <= args.throttle_fpr < 1:
+        raise CliError(f"need 0 <= --block-fpr ({args.block_fpr}) <= --throttle-fpr ({args.throttle_fpr}) < 1")
     settings = load_settings(args.config)
     t0 = time.monotonic()
     rows = training_rows(args.logs, args.format or settings.ingest.format, mapping=settings.ingest.mapping(),
@@ -129,8 +132,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result = evaluate_files(args.labels, args.verdicts, args.log or (), fmt=args.format or "auto",
                                 model_path=args.model)
     else:
-        model = args.model or load_settings(args.config).model
-        result = evaluate_log(args.log, args.labels, model, fmt=args.format or "auto", out_dir=args.report)
+        settings = load_settings(args.config)
+        result = evaluate_log(args.log, args.labels, args.model or settings.model, fmt=args.format or "auto",
+                              out_dir=args.report, policy=settings.policy.to_config())
     print(format_summary(result))
     if args.report:
         path = write_report(result, args.report, fmt=args.report_format)
@@ -251,8 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--trees", type=int, default=300)
     t.add_argument("--max-samples", type=int, default=4096,
                    help="rows per tree; sklearn's 256 saturates on heterogeneous traffic (README: Detection)")
-    t.add_argument("--throttle-fpr", type=float, default=1e-3, help="share of training clients allowed to reach throttle")
-    t.add_argument("--block-fpr", type=float, default=1e-4)
+    t.add_argument("--throttle-fpr", type=float, default=THROTTLE_FPR,
+                   help="share of training clients allowed to reach throttle")
+    t.add_argument("--block-fpr", type=float, default=BLOCK_FPR, help="... to reach block (at most --throttle-fpr)")
     t.add_argument("--contamination", type=float, default=0.0, help="share of training clients assumed abusive")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--set-current", action="store_true", help="point <out parent>/current at the new model")

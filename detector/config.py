@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from detector.ingest.formats import FORMATS, ClientKey, JsonlMapping
@@ -101,9 +101,23 @@ class PolicySettings(_Section):
     confirm_within: float = Field(30.0, ge=0, le=3600, description="a verdict needs two scores over the "
                                   "threshold at most this many seconds apart (0: one score is enough); models are "
                                   "calibrated for the value they were trained with")
-    shared_agents: int = Field(8, ge=0, description="an address with this many user agents in a minute is taken "
+    shared_agents: int = Field(8, ge=0, description="an address with this many user agents (not only refused) "
+                               "in a minute is taken "
                                "for a shared one (office NAT, carrier gateway): throttled at most, never blocked "
                                "(0: off)")
+    throttle_fpr: float | None = Field(None, ge=0, lt=1, description="share of the training day's clients whose "
+                                       "highest score may reach throttle: the threshold is read again off the "
+                                       "model's calibration scores (unset: the model's own target, in its card)")
+    block_fpr: float | None = Field(None, ge=0, lt=1, description="the same for block, at most the throttle target "
+                                    "(unset: the model's own, or throttle_fpr if that is lower)")
+
+    @field_validator("block_fpr")
+    @classmethod
+    def _block_below_throttle(cls, v: float | None, info: ValidationInfo) -> float | None:
+        throttle = info.data.get("throttle_fpr")
+        if v is not None and throttle is not None and v > throttle:
+            raise ValueError(f"block_fpr ({v}) must not exceed throttle_fpr ({throttle})")
+        return v
 
     @field_validator("allowlist")
     @classmethod
@@ -115,7 +129,7 @@ class PolicySettings(_Section):
         return PolicyConfig(self.throttle_ttl, self.block_ttl, self.max_ttl, self.escalate_after, self.hysteresis,
                             self.forget_after, self.shadow, parse_networks(self.allowlist),
                             self.incident_share, self.incident_grace, self.confirm_within,
-                            self.shared_agents)
+                            self.shared_agents, self.throttle_fpr, self.block_fpr)
 
 
 class ApiSettings(_Section):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detector.model import ARTIFACT_FILE, CARD_FILE, CURRENT, load_artifact, resolve, set_current
+from detector.pipeline import serving_thresholds
+from detector.policy import PolicyConfig
 
 HISTORY = "history"
 
@@ -56,10 +58,11 @@ def _write_history(models_dir: Path, versions: list[str]) -> None:
     tmp.replace(models_dir / HISTORY)
 
 
-def promote(models_dir: str | Path, version: str) -> str | None:
-    """Make ``version`` current after checking it loads; returns the version it replaced."""
+def promote(models_dir: str | Path, version: str, policy: PolicyConfig | None = None) -> str | None:
+    """Make ``version`` current after checking it loads (and, given the ``policy`` it will serve under, that
+    it can serve its false-positive targets); returns the version it replaced."""
     models_dir = Path(models_dir)
-    load_artifact(models_dir / version)  # raises ModelSchemaError / FileNotFoundError
+    _check(models_dir / version, policy)  # raises ModelSchemaError / FileNotFoundError / ValueError
     previous = current_version(models_dir)
     if previous == version:
         return previous
@@ -69,15 +72,21 @@ def promote(models_dir: str | Path, version: str) -> str | None:
     return previous
 
 
-def rollback(models_dir: str | Path) -> str:
-    """Make the previously current version current again; returns it."""
+def _check(path: Path, policy: PolicyConfig | None) -> None:
+    model, _card = load_artifact(path)
+    if policy is not None:
+        serving_thresholds(model, policy)
+
+
+def rollback(models_dir: str | Path, policy: PolicyConfig | None = None) -> str:
+    """Make the previously current version current again (checked as ``promote`` checks); returns it."""
     models_dir = Path(models_dir)
     history = _history(models_dir)
     current = current_version(models_dir)
     while history:
         version = history.pop()
         if version != current and (models_dir / version / CARD_FILE).is_file():
-            load_artifact(models_dir / version)
+            _check(models_dir / version, policy)
             set_current(models_dir, version)
             _write_history(models_dir, history)
             return version

@@ -42,7 +42,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from detector.features.catalog import FEATURES, FeatureSpec
 from detector.forest import CompiledForest
-from detector.records import Thresholds
+from detector.records import BLOCK_FPR, THROTTLE_FPR, Thresholds
 
 ARTIFACT_FILE = "model.joblib"
 CARD_FILE = "card.json"
@@ -87,7 +87,7 @@ class AnomalyModel(BaseEstimator):
     """
 
     def __init__(self, n_estimators: int = 300, max_samples: int = 4096, max_rows: int = 200_000,
-                 random_state: int = 0, throttle_fpr: float = 1e-3, block_fpr: float = 1e-4,
+                 random_state: int = 0, throttle_fpr: float = THROTTLE_FPR, block_fpr: float = BLOCK_FPR,
                  contamination: float = 0.0, specs: Sequence[FeatureSpec] = FEATURES, max_features: float = 1.0,
                  block_margin: float = 0.5, tail_share: float = 0.01, beyond: float = 0.5,
                  ceiling_floor: float = 6.0):
@@ -172,19 +172,20 @@ class AnomalyModel(BaseEstimator):
         keep = np.ones(len(X), dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
         acted_on = scores if judged is None else np.maximum(judged(scores), 0.0)
         grouped = None if groups is None else np.asarray(groups)
-        self.thresholds_ = self.calibrate(acted_on[keep], None if grouped is None else grouped[keep])
+        # what thresholds are read off, kept so that other false-positive targets can be asked for later
+        # (``thresholds_at``): each training client's highest judged score, outside and during incidents
+        self.calibration_ = np.sort(_highest_per_client(acted_on[keep], None if grouped is None else grouped[keep]))
+        self.incident_calibration_ = np.sort(_highest_per_client(acted_on[~keep],
+                                                                 None if grouped is None else grouped[~keep]))
         # one tick acts unconfirmed only beyond every training client's highest single tick (outside
         # incidents), and never below the block threshold
-        single_tick_max = float(scores[keep].max()) if keep.any() else None
-        self.thresholds_ = replace(
-            self.thresholds_,
-            incident=self.calibrate_incident(acted_on[~keep], None if grouped is None else grouped[~keep]),
-            single=None if single_tick_max is None else max(self.thresholds_.block, single_tick_max))
+        self.single_tick_max_ = float(scores[keep].max()) if keep.any() else None
+        self.thresholds_ = self.thresholds_at(self.throttle_fpr, self.block_fpr)
         self.training_ = {
             "rows": int(len(X)), "fit_rows": int(len(fit_rows)),
             "clients": int(len(np.unique(groups))) if groups is not None else None,
             "score_quantiles": {q: float(np.quantile(scores, float(q))) for q in ("0.5", "0.9", "0.99", "0.999")},
-            "single_tick_max": single_tick_max,  # see thresholds_.single
+            "single_tick_max": self.single_tick_max_,  # see thresholds_.single
         }
         return self
 
@@ -241,8 +242,31 @@ class AnomalyModel(BaseEstimator):
         block = max(tail_quantile(per_client, block_fpr, self.tail_share), throttle + self.block_margin * spread)
         return Thresholds(throttle=throttle, block=block, throttle_fpr=throttle_fpr, block_fpr=block_fpr)
 
+    def thresholds_at(self, throttle_fpr: float | None = None, block_fpr: float | None = None) -> Thresholds:
+        """The thresholds for other false-positive targets (shares of training clients whose highest judged
+        score may reach throttle / block), read off the scores the model was calibrated on; ``None`` keeps
+        the model's own target. Raises ``ValueError`` for a target outside [0, 1) or a block target above the
+        throttle one."""
+        check_is_fitted(self, "forest_")
+        if not hasattr(self, "calibration_"):
+            raise ValueError("this model artifact keeps no calibration scores (trained by an older detector): "
+                             "retrain it to serve other false-positive targets")
+        throttle_fpr = self.throttle_fpr if throttle_fpr is None else float(throttle_fpr)
+        block_fpr = self.block_fpr if block_fpr is None else float(block_fpr)
+        for name, value in (("throttle_fpr", throttle_fpr), ("block_fpr", block_fpr)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be at least 0 and below 1, got {value}")
+        if block_fpr > throttle_fpr:
+            raise ValueError(f"block_fpr ({block_fpr}) must not exceed throttle_fpr ({throttle_fpr})")
+        thresholds = self.calibrate(self.calibration_, None, throttle_fpr, block_fpr)
+        incident = self.calibrate_incident(self.incident_calibration_, None, throttle_fpr=throttle_fpr,
+                                           throttle=thresholds.throttle)
+        single = None if self.single_tick_max_ is None else max(thresholds.block, self.single_tick_max_)
+        return replace(thresholds, incident=incident, single=single)
+
     def calibrate_incident(self, scores: np.ndarray, groups: np.ndarray | None = None,
-                           min_clients: int = 200) -> float | None:
+                           min_clients: int = 200, throttle_fpr: float | None = None,
+                           throttle: float | None = None) -> float | None:
         """The throttle threshold for incident ticks, from the training clients' scores during incidents
         (an outage: everyone retries at once): the ``throttle_fpr`` tail of their highest scores then, and
         never below the ordinary throttle threshold. ``None`` (no new verdicts during incidents) when the
@@ -250,7 +274,9 @@ class AnomalyModel(BaseEstimator):
         per_client = _highest_per_client(scores, groups)
         if len(per_client) < max(min_clients, 1):
             return None
-        return max(tail_quantile(per_client, self.throttle_fpr, self.tail_share), self.thresholds_.throttle)
+        throttle_fpr = self.throttle_fpr if throttle_fpr is None else throttle_fpr
+        throttle = self.thresholds_.throttle if throttle is None else throttle
+        return max(tail_quantile(per_client, throttle_fpr, self.tail_share), throttle)
 
     def explain(self, raw: np.ndarray, top: int = 3) -> list[tuple[str, str]]:
         """The ``top`` features that lie furthest outside the training day, as (name, plain words); those
@@ -312,10 +338,14 @@ def tail_quantile(values: np.ndarray, p: float, tail_share: float = 0.01, min_ta
     >>> v = np.arange(1, 1001, dtype=float)  # top 1 %: 991..1000 over u = 990, mean excess 5.5
     >>> round(tail_quantile(v, 0.001), 2), round(tail_quantile(v, 0.5), 1)  # 990 + 5.5 * ln(10)
     (1002.66, 500.5)
+    >>> tail_quantile(v, 0.0)  # a target of 0: the highest
+    1000.0
     """
     values = np.sort(np.asarray(values, dtype=np.float64))
     n = len(values)
     k = int(np.ceil(tail_share * n))
+    if p <= 0:  # nobody may exceed it: the highest
+        return float(values[-1])
     if tail_share <= 0 or k < min_tail or k >= n or p * n >= k:
         return float(np.quantile(values, 1 - p))
     u = values[n - k - 1]

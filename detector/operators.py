@@ -257,10 +257,10 @@ def cmd_models(args: argparse.Namespace) -> int:
                            ("FEATURES", lambda m: m["features"]), ("THROTTLE", lambda m: _num(m["throttle"])),
                            ("BLOCK", lambda m: _num(m["block"])), ("TRAINED", lambda m: m["trained_at"])])
     elif args.action == "promote":
-        previous = promote(models_dir, args.version)
+        previous = promote(models_dir, args.version, _settings(args).policy.to_config())
         print(f"{models_dir / 'current'} -> {args.version} (was {previous or 'unset'})")
     else:
-        version = rollback(models_dir)
+        version = rollback(models_dir, _settings(args).policy.to_config())
         print(f"{models_dir / 'current'} -> {version}")
     return 0
 

@@ -26,6 +26,21 @@ from detector.store.core import Store
 AGENTS = "user_agents_60s"  # the feature the policy reads to tell a shared address (PolicyConfig.shared_agents)
 
 
+def serving_thresholds(model: AnomalyModel, policy: PolicyConfig) -> Thresholds:
+    """The thresholds ``model`` serves with under ``policy``: its own, read again for the policy's
+    false-positive targets where those are set (an unset one is the model's; an unset block target is
+    never above the throttle one). ``ValueError`` if it cannot (an artifact that keeps no calibration
+    scores, a block target above the throttle one)."""
+    if policy.throttle_fpr is None and policy.block_fpr is None:
+        return model.thresholds_
+    throttle = model.throttle_fpr if policy.throttle_fpr is None else policy.throttle_fpr
+    block = min(model.block_fpr, throttle) if policy.block_fpr is None else policy.block_fpr
+    if block > throttle:
+        whose = "policy.throttle_fpr" if policy.throttle_fpr is not None else "the model's own"
+        raise ValueError(f"policy.block_fpr ({block}) is above the throttle target ({throttle}, {whose})")
+    return model.thresholds_at(throttle, block)
+
+
 @dataclass
 class Pipeline:
     """Features, model, policy and store wired together (see module docstring)."""
@@ -39,9 +54,13 @@ class Pipeline:
     explain_top: int = 3
 
     def __post_init__(self) -> None:
-        self.policy = Policy(self.thresholds or self.model.thresholds_, self.policy_config, self.model_version)
+        self.policy = Policy(self.thresholds_for(self.model), self.policy_config, self.model_version)
         self.stats = IngestStats()
         self.scored_rows = 0
+
+    def thresholds_for(self, model: AnomalyModel) -> Thresholds:
+        """The thresholds ``model`` serves with here: ``thresholds`` if given, else ``serving_thresholds``."""
+        return self.thresholds if self.thresholds is not None else serving_thresholds(model, self.policy_config)
 
     def push(self, events: pd.DataFrame) -> list[Verdict]:
         """Feed one batch of events; return the verdict changes of every tick it closed."""

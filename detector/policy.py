@@ -22,7 +22,8 @@ state, its score, the thresholds and the config:
   shows up once per hold time, and its next tick would come 25 s later. Blocking still takes a
   confirmed score;
 * shared addresses: a client showing ``shared_agents`` or more distinct user agents in the last minute
-  is taken for many people behind one address (an office NAT, a carrier gateway): it can be throttled,
+  (those not only refused: a string that only ever got 401/403/404 is a rotating stuffer's, not a
+  colleague's) is taken for many people behind one address (an office NAT, a carrier gateway): it can be throttled,
   never blocked, since a block would lock them all out;
 * population awareness: while a large share of all clients is failing at once (``incident_share``
   of the active clients got 5xx/429: an outage, a bad deploy) and for ``incident_grace`` seconds after
@@ -60,6 +61,10 @@ class PolicyConfig:
     incident_grace: float = 60.0
     confirm_within: float = 30.0  # 0: act on a single tick's score
     shared_agents: int = 8  # this many user agents on one address: shared, throttled at most (0: off)
+    # false-positive targets other than the model's own (its thresholds read again off its calibration
+    # scores, ``AnomalyModel.thresholds_at``); None: the model's
+    throttle_fpr: float | None = None
+    block_fpr: float | None = None
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ Two things happen here on top of ``Pipeline``:
   are passed to the store, which renews the client's decision when it is half spent, so a client that
   keeps offending stays blocked at the gateway for as long as the policy says;
 * ``reload_model`` swaps the model inside the running pipeline (feature state and policy states stay;
-  the thresholds follow the new model). A model that does not load (``ModelSchemaError``, missing
-  files) raises and the old one keeps serving.
+  the thresholds follow the new model, read again for ``policy.throttle_fpr``/``block_fpr`` if set). A
+  model that does not load (``ModelSchemaError``, missing files) or cannot serve those targets
+  (``ValueError``) raises and the old one keeps serving.
 
 And, for live ingestion (issue 5):
 
@@ -195,12 +196,14 @@ class Service:
 
     def reload_model(self, path: str | Path | None = None) -> tuple[str, str]:
         """Load the artifact at ``path`` (default: the configured one, e.g. ``models/current``) and swap it
-        in; returns (old version, new version). Raises ``ModelSchemaError`` / ``FileNotFoundError`` and
-        keeps the old model when the new one cannot serve."""
+        in; returns (old version, new version). Raises ``ModelSchemaError`` / ``FileNotFoundError`` /
+        ``ValueError`` (cannot serve the configured false-positive targets) and keeps the old model when the
+        new one cannot serve."""
         source = Path(path) if path is not None else self.model_path
         seen = signature(source)
         try:
             model, card = load_artifact(source)
+            thresholds = self.pipeline.thresholds_for(model)
         except Exception:
             self.reloads["refused"] += 1
             raise
@@ -209,7 +212,7 @@ class Service:
             self.model, self.card = model, card
             pipeline = self.pipeline
             pipeline.model, pipeline.model_version = model, self.version
-            pipeline.policy.thresholds = pipeline.thresholds or model.thresholds_
+            pipeline.policy.thresholds = thresholds
             pipeline.policy.model_version = self.version
             if path is None:
                 self.model_signature = seen

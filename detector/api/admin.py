@@ -91,7 +91,7 @@ def admin_router(service: Service, clock: Callable[[], float]) -> APIRouter:
     def reload_model(key: ApiKey = Depends(admin)) -> dict:
         try:
             previous, version = service.reload_model()
-        except ModelSchemaError as exc:
+        except (ModelSchemaError, ValueError) as exc:  # ValueError: it cannot serve the configured targets
             raise ApiError(409, f"model refused, still serving {service.version}: {exc}") from None
         except FileNotFoundError as exc:
             raise ApiError(404, f"model not found, still serving {service.version}: {exc}") from None

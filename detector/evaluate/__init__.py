@@ -31,6 +31,7 @@ from detector.evaluate.summary import format_summary
 from detector.evaluate.verdicts import read_verdicts, verdict_frame
 from detector.ingest.sources import read_batches
 from detector.model import CARD_FILE, resolve
+from detector.policy import PolicyConfig
 
 __all__ = ["BaselineResult", "EvaluationResult", "evaluate_files", "evaluate_log", "format_summary",
            "write_report"]
@@ -63,8 +64,9 @@ def evaluate_files(labels_path: str | Path, verdicts_path: str | Path, log_paths
 
 def evaluate_log(log_paths: Iterable[str | Path], labels_path: str | Path, model_path: str | Path,
                  fmt: str = "auto", out_dir: str | Path | None = None,
-                 progress: Progress | None = None) -> EvaluationResult:
-    """Replay logs through the pipeline with the model at ``model_path``, then evaluate the verdicts.
+                 progress: Progress | None = None, policy: PolicyConfig | None = None) -> EvaluationResult:
+    """Replay logs through the pipeline with the model at ``model_path`` (and ``policy``, default the
+    defaults), then evaluate the verdicts.
 
     The verdicts are written to ``out_dir/verdicts.jsonl`` when ``out_dir`` is given.
     """
@@ -73,16 +75,16 @@ def evaluate_log(log_paths: Iterable[str | Path], labels_path: str | Path, model
         raise ValueError("evaluate_log needs at least one log file")
     _check_logs(log_paths)
     labels = read_labels(labels_path)  # bad labels fail before a long replay
-    run = run_replay(log_paths, model_path, fmt, progress=progress or stderr_progress("replay"))
+    run = run_replay(log_paths, model_path, fmt, progress=progress or stderr_progress("replay"), policy=policy)
     verdicts_path = None
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         verdicts_path = out / VERDICTS_FILE
         verdicts_path.write_bytes(b"".join(orjson.dumps(v) + b"\n" for v in run.verdicts))
-    thresholds = run.card.get("thresholds")
     return evaluate(labels, verdict_frame(run.verdicts, source="replay"), scores=run.scores,
-                    requests=run.requests, thresholds=_pick_thresholds(thresholds),
+                    requests=run.requests, thresholds={"throttle": run.thresholds.throttle,
+                                                       "block": run.thresholds.block},
                     sources={**_sources(labels, verdicts_path, log_paths, model_path),
                              "model_version": run.card.get("version")})
 

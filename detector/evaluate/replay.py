@@ -15,6 +15,8 @@ import pandas as pd
 from detector.evaluate.baseline import RequestTimes
 from detector.model import load_artifact
 from detector.pipeline import Pipeline, replay
+from detector.policy import PolicyConfig
+from detector.records import Thresholds
 from detector.store.memory import MemoryStore
 
 _REDUCE_ROWS = 1_000_000
@@ -71,14 +73,18 @@ class ReplayRun:
     scores: pd.Series
     requests: RequestTimes
     card: dict
+    thresholds: Thresholds  # what the policy acted on (the card's, or read again for the config's targets)
 
 
 def run_replay(log_paths: Iterable[str | Path], model_path: str | Path, fmt: str = "auto",
-               progress: Callable[[int, int], None] | None = None) -> ReplayRun:
-    """Load the model, replay the logs through the pipeline, return verdicts, max scores and times."""
+               progress: Callable[[int, int], None] | None = None,
+               policy: PolicyConfig | None = None) -> ReplayRun:
+    """Load the model, replay the logs through the pipeline (with ``policy``, default the defaults), return
+    verdicts, max scores and times."""
     model, card = load_artifact(model_path)
     store = MaxScoreStore()
-    pipeline = RecordingPipeline(model, model_version=str(card.get("version", "")), store=store)
+    pipeline = RecordingPipeline(model, model_version=str(card.get("version", "")), store=store,
+                                 policy_config=policy or PolicyConfig())
     verdicts = [v.to_json() for v in replay(list(log_paths), pipeline, fmt, progress=progress)]
     pipeline.requests.stats = pipeline.stats
-    return ReplayRun(verdicts, store.max_scores(), pipeline.requests, card)
+    return ReplayRun(verdicts, store.max_scores(), pipeline.requests, card, pipeline.policy.thresholds)

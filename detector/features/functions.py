@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.features.view import NOT_REPEATABLE, ClientEvents, group_median
+from detector.features.view import NOT_REPEATABLE, ClientEvents, distinct_per_group, group_median, refused
 
 ABORTED = 499
 THROTTLED = 429
 NO_CONTENT = 204
+PARTIAL = 206  # a range of a resource: a viewer fetching a file by parts asks the same URL many times
 #: An empty answer within this share of the server's hold time came back early (see ``early_empty...``).
 EARLY = 0.25
 
@@ -32,7 +33,8 @@ def requests_per_minute(ev: ClientEvents) -> np.ndarray:
 
 
 def user_agents(ev: ClientEvents) -> np.ndarray:
-    """Distinct user agents: an office behind one NAT shows many, one abusive process one."""
+    """Distinct user agents that were served (``ClientEvents.agents``): an office behind one NAT shows many,
+    one abusive process one, one rotating its user agent on refused requests none."""
     return ev.agents.copy()
 
 
@@ -41,33 +43,28 @@ def requests_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     return _per_ua(ev, requests_per_minute(ev))
 
 
-def _status_per_ua_per_minute(ev: ClientEvents, mask: np.ndarray) -> np.ndarray:
+def _matching_per_ua_per_minute(ev: ClientEvents, mask: np.ndarray) -> np.ndarray:
     return _per_ua(ev, _per_minute(ev, ev.total(mask.astype(np.float64))))
 
 
 def aborts_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """Requests the client gave up on (nginx 499) per minute per user agent."""
-    return _status_per_ua_per_minute(ev, ev.status == ABORTED)
-
-
-def _client_errors(status: np.ndarray) -> np.ndarray:
-    """4xx answers other than 429 and 499: what the client asked for was refused (401, 403, 404, ...)."""
-    return (status >= 400) & (status < 500) & (status != THROTTLED) & (status != ABORTED)
+    return _matching_per_ua_per_minute(ev, ev.status == ABORTED)
 
 
 def client_errors_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """4xx answers other than 429 and 499 (401, 403, 404, ...) per minute per user agent."""
-    return _status_per_ua_per_minute(ev, _client_errors(ev.status))
+    return _matching_per_ua_per_minute(ev, refused(ev.status))
 
 
 def throttled_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """429 answers per minute per user agent: a client that keeps coming back despite being throttled."""
-    return _status_per_ua_per_minute(ev, ev.status == THROTTLED)
+    return _matching_per_ua_per_minute(ev, ev.status == THROTTLED)
 
 
 def server_errors_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """5xx answers per minute per user agent."""
-    return _status_per_ua_per_minute(ev, ev.status >= 500)
+    return _matching_per_ua_per_minute(ev, ev.status >= 500)
 
 
 def _group_median(ev: ClientEvents, values: np.ndarray, mask: np.ndarray | None = None,
@@ -107,7 +104,7 @@ def early_empty_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     if not ev.population_hold > 0:
         return np.full(ev.n, np.nan)
     early = (ev.status == NO_CONTENT) & (np.nan_to_num(ev.duration, nan=np.inf) < EARLY * ev.population_hold)
-    return _status_per_ua_per_minute(ev, early)
+    return _matching_per_ua_per_minute(ev, early)
 
 
 def concurrency_per_ua(ev: ClientEvents) -> np.ndarray:
@@ -147,7 +144,7 @@ def quick_requests_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
 
     NaN for formats without durations.
     """
-    quick = _status_per_ua_per_minute(ev, np.nan_to_num(ev.duration, nan=np.inf) < 1.0)
+    quick = _matching_per_ua_per_minute(ev, np.nan_to_num(ev.duration, nan=np.inf) < 1.0)
     unknown = ev.total(np.isnan(ev.duration).astype(np.float64)) == ev.count
     return np.where(unknown, np.nan, quick)
 
@@ -200,6 +197,35 @@ def bytes_per_request(ev: ClientEvents) -> np.ndarray:
     return ev.total(ev.bytes) / np.maximum(ev.count, 1.0)
 
 
+def writes_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Requests that change state (a method the log names other than GET, HEAD and OPTIONS: POST, PUT, PATCH,
+    DELETE, ...) per minute per user agent: a publisher posts at its own pace, a client flooding writes
+    (spam, a stuck retry of a POST, a fake-event generator) at many times any pace the training day saw."""
+    return _matching_per_ua_per_minute(ev, ev.request == NOT_REPEATABLE)
+
+
+def quick_one_off_agents(ev: ClientEvents) -> np.ndarray:
+    """User agents whose only request in the window was answered within a second; NaN for a network
+    prefix judged whole (its programs are address and user agent) and for formats without durations.
+
+    A person's browser or app keeps asking (a poll every hold time, a page's assets together), and at a
+    hold near a minute its one request a minute is a held poll, not a quick answer; a client sending a
+    new user-agent string with each request makes one of these per request, and would otherwise pass
+    for an office (every per-user-agent rate divided by its rotation).
+    """
+    if ev.fleet_ua is not None:
+        return np.full(ev.n, np.nan)
+    if len(ev.code) == 0:
+        return np.zeros(ev.n)
+    base = int(ev.ua.max()) + 1
+    _, inverse, counts = np.unique(ev.code * base + ev.ua, return_inverse=True, return_counts=True)
+    alone = counts[inverse.reshape(-1)] == 1
+    quick = np.nan_to_num(ev.duration, nan=np.inf) < 1.0
+    found = np.bincount(ev.code[alone & quick], minlength=ev.n).astype(np.float64)
+    unknown = ev.total(np.isnan(ev.duration).astype(np.float64)) == ev.count
+    return np.where(unknown, np.nan, found)
+
+
 def paths_per_ua(ev: ClientEvents) -> np.ndarray:
     """Distinct URI paths per user agent: scanners and scrapers walk many."""
     return _per_ua(ev, ev.distinct(ev.path))
@@ -230,13 +256,15 @@ def outside_poll_share(ev: ClientEvents) -> np.ndarray:
 
 
 def repeated_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
-    """Answers with a body (2xx, bytes > 0) to a read (GET or HEAD of the same path and query) the client
-    had already been answered in the window, per minute per user agent.
+    """Answers with a body (2xx but 206, bytes > 0) to a read (GET or HEAD of the same path and query) the
+    client had asked for again once it had the earlier answer, per minute per user agent.
 
     A long-poll client moves its cursor on after each answer, so the next poll is a new request; one that
-    replays an old cursor, or re-downloads the same thing, is answered the same request again and again.
-    Writes (a consumer POSTing to one publish URL) are never the same request twice, and two user agents
-    (two browsers behind one NAT, two hosts of a fleet) each asking once is no repeat.
+    replays an old cursor, or re-downloads the same thing in a loop, is answered the same request again and
+    again. Writes (a consumer POSTing to one publish URL) are never the same request twice; two user agents
+    (two browsers behind one NAT, two hosts of a fleet) each asking once is no repeat, nor are colleagues
+    on one browser build asking at the same time (neither had the answer yet), nor the parts (206) of a
+    file a viewer fetches by ranges.
     """
     code, _bytes = _repeats(ev)
     return _events_per_ua_per_minute(ev, code)
@@ -254,15 +282,16 @@ def replayed_polls_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """
     if len(ev.poll_paths) == 0:
         return np.full(ev.n, np.nan)
-    code, _bytes = _repeats(ev, np.isin(ev.path, ev.poll_paths), after=True)
+    code, _bytes = _repeats(ev, np.isin(ev.path, ev.poll_paths))
     return _events_per_ua_per_minute(ev, code)
 
 
 def repeated_bytes_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """Bytes of the answers ``repeated_answers_per_ua_per_minute`` counts, per minute per user agent.
 
-    A health check asks the same small question every few seconds; a client replaying an old cursor,
-    or re-downloading the same large resource, pulls the same backlog again and again.
+    A health check asks the same small question every few seconds; a client replaying an old cursor pulls
+    the same backlog again and again. (No ceiling: one person downloading a large file twice is more bytes
+    than any loop over small ones.)
     """
     code, nbytes = _repeats(ev)
     return _events_per_ua_per_minute(ev, code, nbytes)
@@ -274,20 +303,25 @@ def _events_per_ua_per_minute(ev: ClientEvents, code: np.ndarray, weights: np.nd
     return _per_ua(ev, _per_minute(ev, np.bincount(code, weights=weights, minlength=ev.n).astype(np.float64)))
 
 
-def _repeats(ev: ClientEvents, among: np.ndarray | bool = True,
-             after: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _repeats(ev: ClientEvents, among: np.ndarray | bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Client codes and bytes of the answers (of the events ``among`` selects) that repeat an earlier
-    answer to the same client, user agent and read (the first answer of each is not a repeat); with
-    ``after``, only those asked for once the earlier answer had come (not two asked at the same time)."""
-    answered = np.flatnonzero((ev.status >= 200) & (ev.status < 300) & (ev.bytes > 0)
+    answer to the same client, user agent and read, asked for once an earlier answer to it had come (the
+    first answer of each is not a repeat, nor is one asked while every earlier one was still open)."""
+    answered = np.flatnonzero((ev.status >= 200) & (ev.status < 300) & (ev.status != PARTIAL) & (ev.bytes > 0)
                               & (ev.request != NOT_REPEATABLE) & among)
     if len(answered) == 0:
         return answered, np.empty(0)
     order = answered[np.lexsort((ev.start[answered], ev.request[answered], ev.ua[answered], ev.code[answered]))]
     code, ua, request = ev.code[order], ev.ua[order], ev.request[order]
-    again = np.r_[False, (code[1:] == code[:-1]) & (ua[1:] == ua[:-1]) & (request[1:] == request[:-1])]
-    if after:
-        again[1:] &= ev.start[order][1:] >= ev.end[order][:-1]
+    same = np.r_[False, (code[1:] == code[:-1]) & (ua[1:] == ua[:-1]) & (request[1:] == request[:-1])]
+    # when the first answer of the same read so far had come: a running minimum of ends within each run
+    # of ``same``, restarted per run by lowering each run below the one before it
+    end = ev.end[order] - ev.end[order].min()
+    run = np.cumsum(~same)
+    step = end.max() + 1.0
+    first_end = np.minimum.accumulate(end - run * step) + run * step
+    asked = ev.start[order] - ev.end[order].min() + 1e-6  # (a microsecond: the offsets' rounding)
+    again = same & (asked >= np.r_[np.inf, first_end[:-1]])
     return code[again], ev.bytes[order][again].astype(np.float64)
 
 
@@ -326,8 +360,9 @@ def fleet_client_errors_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """
     if ev.fleet_ua is None:
         return np.full(ev.n, np.nan)
-    errors = ev.total(_client_errors(ev.status).astype(np.float64))
-    return _per_minute(ev, errors) / np.maximum(ev.distinct(ev.fleet_ua), 1.0)
+    no = refused(ev.status)
+    strings = distinct_per_group(ev.code[~no], ev.fleet_ua[~no], ev.n)  # not only refused, as ``agents``
+    return _per_minute(ev, ev.total(no.astype(np.float64))) / np.maximum(strings, 1.0)
 
 
 def timing_irregularity(ev: ClientEvents) -> np.ndarray:

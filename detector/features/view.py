@@ -87,6 +87,15 @@ def group_median(values: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def refused(status: np.ndarray) -> np.ndarray:
+    """4xx answers other than 429 and 499: what the client asked for was refused (401, 403, 404, ...).
+
+    >>> refused(np.array([200, 401, 404, 429, 499, 503])).tolist()
+    [False, True, True, False, False, False]
+    """
+    return (status >= 400) & (status < 500) & (status != 429) & (status != 499)
+
+
 NOT_REPEATABLE = 0  # the request code of a request that changes state (POST, PUT, ...)
 #: A server holding requests this long (the window's 99th percentile of durations, seconds) is long-polling.
 LONG_POLL = 5.0
@@ -108,11 +117,20 @@ def poll_paths(paths: np.ndarray, durations: np.ndarray, hold: float, held: floa
     return codes[counts >= share * len(kept)].astype(np.int64)
 
 
+#: Methods that change nothing; a request with another method, where the log names one, is a write.
+READS = ("GET", "HEAD", "OPTIONS")
+
+
 def request_hashes(events: pd.DataFrame) -> np.ndarray:
-    """A 64-bit hash of each read's (GET, HEAD) path and query: the same read sent again hashes the same.
+    """A 64-bit hash of each read's path and query: the same read sent again hashes the same.
 
     Requests that change state (a POST to ``/v1/publish``, ...) are ``NOT_REPEATABLE``: the same path
-    with another body is another request.
+    with another body is another request. A request whose method the log does not give (a mapped JSONL
+    format without one, a malformed request line) counts as a read, not as a write.
+
+    >>> frame = pd.DataFrame({"path": ["/a"] * 5, "method": ["GET", "POST", "", "get", "OPTIONS"]})
+    >>> (request_hashes(frame) == NOT_REPEATABLE).tolist()
+    [False, True, False, False, False]
     """
     if not len(events):
         return np.empty(0, dtype=np.int64)
@@ -120,8 +138,9 @@ def request_hashes(events: pd.DataFrame) -> np.ndarray:
     uri = events["path"].astype(str).to_numpy(dtype=object) + "?" + query.astype(str).to_numpy(dtype=object)
     hashes = pd.util.hash_array(uri).view(np.int64)
     if "method" in events:
-        reads = events["method"].astype(str).str.upper().isin(("GET", "HEAD")).to_numpy()
-        hashes = np.where(reads, hashes, NOT_REPEATABLE)
+        method = events["method"].fillna("").astype(str).str.strip().str.upper()
+        writes = (~method.isin(READS + ("", "-"))).to_numpy()
+        hashes = np.where(writes, NOT_REPEATABLE, hashes)
     return hashes
 
 
@@ -197,7 +216,7 @@ class PrefixView:
 
     addresses: np.ndarray  # distinct addresses of the prefix with a request that ended in the window
     requests: np.ndarray  # requests of the prefix
-    agents: np.ndarray  # distinct user agents of the prefix
+    agents: np.ndarray  # distinct user agents of the prefix, not only refused (as ``ClientEvents.agents``)
     failures: np.ndarray  # 4xx answers (429 and 499 included) of the prefix
 
     @classmethod
@@ -211,9 +230,11 @@ class PrefixView:
         keys, inverse = np.unique(prefix, return_inverse=True)
         k = len(keys)
         fail = ((status >= 400) & (status < 500)).astype(np.float64)
+        counted = ~refused(status)  # user agents as ClientEvents.agents counts them
         per = np.column_stack([distinct_per_group(inverse, client, k),
                                np.bincount(inverse, minlength=k).astype(np.float64),
-                               distinct_per_group(inverse, ua, k), np.bincount(inverse, weights=fail, minlength=k)])
+                               distinct_per_group(inverse[counted], ua[counted], k),
+                               np.bincount(inverse, weights=fail, minlength=k)])
         at = np.searchsorted(keys, client_prefix)
         found = (at < k) & (keys[np.minimum(at, k - 1)] == client_prefix)
         rows = np.where(found[:, None], per[np.minimum(at, k - 1)], 0.0)
@@ -264,8 +285,16 @@ class ClientEvents:
 
     @cached_property
     def agents(self) -> np.ndarray:
-        """Distinct user agents per client (many features divide by it)."""
-        return self.distinct(self.ua)
+        """Distinct user agents per client not only refused (many features divide by it).
+
+        Dividing by user agents keeps an office behind one NAT from being blamed for its number of people;
+        a user agent whose every request was refused (``refused``: 401, 403, 404, ...) is not a person
+        being served but a string sent along, so a client rotating its user agent while stuffing
+        credentials or scanning does not divide its rate by its rotation. Any other answer counts, a 429
+        or 5xx included: an office throttled, or caught in an outage, is still as many people.
+        """
+        counted = ~refused(self.status)
+        return distinct_per_group(self.code[counted], self.ua[counted], self.n)
 
     def total(self, values: np.ndarray) -> np.ndarray:
         """Per-client sum of ``values`` (one per event)."""

@@ -72,6 +72,20 @@ def test_reload_on_demand_and_refusal_of_a_mismatched_schema(make_server, models
     assert 'detector_model_info{version="test-2"} 1.0' in metrics
 
 
+def test_a_model_that_cannot_serve_the_configured_targets_is_refused(make_server, models, small_model):
+    model = small_model[0]
+    old = copy.deepcopy(model)  # an artifact from before models kept their calibration scores
+    del old.calibration_
+    save_artifact(old, models, "old")
+    service, http, clock = make_server(model=models / "current", policy={"throttle_fpr": 0.05})
+    served = model.thresholds_at(0.05, min(model.block_fpr, 0.05))
+    assert http.get("/v1/model").json()["thresholds"] == {"throttle": served.throttle, "block": served.block}
+    set_current(models, "old")
+    refused = http.post("/v1/admin/model/reload", headers=key(service, "admin"))
+    assert refused.status_code == 409 and "keeps no calibration scores" in refused.json()["message"]
+    assert http.get("/v1/model").json()["version"] == "test-1" and service.thresholds == served
+
+
 def test_reload_when_current_changes(make_server, models):
     service, http, clock = make_server(model=models / "current")
     upkeep = Upkeep(service, clock, interval=0.05)

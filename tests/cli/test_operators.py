@@ -133,8 +133,33 @@ def test_models_list_promote_rollback(models, capsys):
 def test_a_bad_config_value_is_named(tmp_path, capsys):
     for section, line, name in (("store", "keep_deleted = -1", "store.keep_deleted"),
                                 ("decisions", 'shadow = ["everything"]', "decisions.shadow.0"),
-                                ("api", "watch_interval = 'often'", "api.watch_interval")):
+                                ("api", "watch_interval = 'often'", "api.watch_interval"),
+                                ("policy", "throttle_fpr = 1.5", "policy.throttle_fpr"),
+                                ("policy", "throttle_fpr = 0.001\nblock_fpr = 0.01", "policy.block_fpr")):
         path = tmp_path / "bad.toml"
         path.write_text(f"[{section}]\n{line}\n")
         code, _, err = run(capsys, "decisions", "list", "--config", str(path))
         assert code == 2 and f"bad config value for '{name}'" in err, err
+
+
+def test_promote_refuses_a_model_that_cannot_serve_the_configured_targets(models, small_model, tmp_path, capsys):
+    import copy
+
+    old = copy.deepcopy(small_model[0])  # an artifact from before models kept their calibration scores
+    del old.calibration_
+    save_artifact(old, models, "old")
+    config = tmp_path / "targets.toml"
+    config.write_text("[policy]\nthrottle_fpr = 0.05\n")
+    code, _, err = run(capsys, "models", "promote", "old", "--models-dir", str(models), "--config", str(config))
+    assert code == 2 and "keeps no calibration scores" in err and (models / "current").read_text().strip() == "v1"
+    # without targets in the config it serves its own thresholds, so it may be made current
+    assert run(capsys, "models", "promote", "old", "--models-dir", str(models))[0] == 0
+    assert run(capsys, "models", "promote", "v2", "--models-dir", str(models), "--config", str(config))[0] == 0
+
+
+def test_train_refuses_targets_that_cannot_be_calibrated_before_reading_the_logs(tmp_path, capsys):
+    # the log does not exist: the targets are checked first, so the message is about them
+    code, _, err = run(capsys, "train", str(tmp_path / "no.log"), "--out", str(tmp_path / "m"),
+                       "--throttle-fpr", "0.001", "--block-fpr", "0.01")
+    assert code == 2 and "--block-fpr (0.01) <= --throttle-fpr (0.001)" in err, err
+    assert not (tmp_path / "m").exists()

@@ -101,6 +101,23 @@ def test_replay_writes_verdicts_and_agrees_with_the_file_mode(world):
     assert report == out / "report.html" and "every tick" in report.read_text()
 
 
+def test_replay_serves_the_configs_false_positive_targets(world):
+    from detector.model import load_artifact
+    from detector.policy import PolicyConfig
+
+    model, _card = load_artifact(world["model"])
+    looser = model.thresholds_at(throttle_fpr=0.2, block_fpr=0.01)
+    assert looser.throttle < model.thresholds_.throttle
+    result = evaluate_log([world["log"]], world["labels"], world["model"], progress=lambda d, t: None,
+                          policy=PolicyConfig(throttle_fpr=0.2, block_fpr=0.01))
+    # the report's thresholds are those the policy acted on, read again off the model's calibration scores
+    assert result.thresholds == {"throttle": looser.throttle, "block": looser.block}
+    default = evaluate_log([world["log"]], world["labels"], world["model"], progress=lambda d, t: None)
+    assert default.thresholds == {"throttle": model.thresholds_.throttle, "block": model.thresholds_.block}
+    # a lower throttle threshold flags at least every client the card's did
+    assert result.metrics["model"]["flagged"] >= default.metrics["model"]["flagged"]
+
+
 def test_max_score_store_keeps_the_highest_score_across_reductions(monkeypatch):
     import detector.evaluate.replay as replay_module
 

@@ -187,14 +187,29 @@ def test_repeated_answers_count_the_same_request_answered_again():
         dict(client="n", start=80, end=90, query="cursor=3", bytes=400),
         dict(client="n", start=81, end=90.001, query="cursor=3", bytes=400),
         *[dict(client="s", start=t, end=t + 0.2, path="/static/app.js", bytes=190_000) for t in (75, 85, 95)],
+        # v: a PDF viewer fetching one file by ranges (206), one after the other: parts, not repeats
+        *[dict(client="v", start=t, end=t + 0.5, path="/doc.pdf", status=206, bytes=65_536) for t in (80, 81, 82)],
+        # w: /big answered at 76, asked again at 77 (a slow answer, until 87: a repeat) and at 78 (while the
+        # slow one still runs, but after the first had come: a repeat too)
+        dict(client="w", start=75, end=76, path="/big", bytes=1_000),
+        dict(client="w", start=77, end=87, path="/big", bytes=1_000),
+        dict(client="w", start=78, end=79, path="/big", bytes=1_000),
     ])
-    ev = ClientEvents.from_frame(frame, at=100.0, width=30.0, clients=np.array(["r", "m", "n", "s"], dtype=object))
-    np.testing.assert_allclose(f.repeated_answers_per_ua_per_minute(ev), [4.0, 0.0, 2.0, 4.0])
-    # the repeats' bytes: r's second and third answers, 30,000 + 31,000, twice a minute
-    np.testing.assert_allclose(f.repeated_bytes_per_ua_per_minute(ev), [122_000.0, 0.0, 800.0, 760_000.0])
-    # the window's hold (99th percentile of durations) is 22.9 s and only r's 25 s poll was held half of
+    ev = ClientEvents.from_frame(frame, at=100.0, width=30.0,
+                                 clients=np.array(["r", "m", "n", "s", "v", "w"], dtype=object))
+    # n's colleagues asked at once (neither had the answer yet): no repeat
+    np.testing.assert_allclose(f.repeated_answers_per_ua_per_minute(ev), [4.0, 0.0, 0.0, 4.0, 0.0, 4.0])
+    # the repeats' bytes: r's second and third answers, 30,000 + 31,000, twice a minute; s's bundle twice
+    np.testing.assert_allclose(f.repeated_bytes_per_ua_per_minute(ev),
+                               [122_000.0, 0.0, 0.0, 760_000.0, 0.0, 4_000.0])
+    # writes: m's two POSTs in 30 s, 4 a minute over its 2 user agents = 2
+    np.testing.assert_allclose(f.writes_per_ua_per_minute(ev), [0.0, 2.0, 0.0, 0.0, 0.0, 0.0])
+    # user agents on a single request answered within 1 s: none (m's "other" made one poll, held 5 s;
+    # every other agent asked two or more times)
+    np.testing.assert_allclose(f.quick_one_off_agents(ev), [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    # the window's hold (99th percentile of durations) is 22.0 s and only r's 25 s poll was held half of
     # it or more: /v1/poll is the long-poll endpoint. Replays: r's two, each asked after the earlier answer
-    np.testing.assert_allclose(f.replayed_polls_per_ua_per_minute(ev), [4.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(f.replayed_polls_per_ua_per_minute(ev), [4.0, 0.0, 0.0, 0.0, 0.0, 0.0])
 
 
 def test_prefix_view_counts_every_address_of_the_prefix():
@@ -255,7 +270,8 @@ def test_hold_share_divides_by_the_servers_hold_seen_in_the_traffic():
 def test_fleet_client_errors_sum_a_prefixs_addresses_per_user_agent_string():
     # 203.0.113.0/24 judged whole: .1 and .2 run "bot" (two 401s and one 404 between them, one 200),
     # .3 runs "app" (one 403, one 499); in 60 s that is 4 client errors (the 499 is an abort, not one)
-    # over 2 user-agent strings = 2 a minute. Per address and agent (the prefix row's ``ua``) it is 3 programs.
+    # over 2 user-agent strings = 2 a minute. Per address and agent (the prefix row's ``ua``) it is 3 programs,
+    # of which 2 were served (.2's "bot" was only refused).
     frame = events([
         dict(client="203.0.113.1", start=50, end=51, ua="bot", status=401),
         dict(client="203.0.113.1", start=60, end=61, ua="bot", status=200),
@@ -268,8 +284,36 @@ def test_fleet_client_errors_sum_a_prefixs_addresses_per_user_agent_string():
     arrays = EventArrays.from_frame(frame, names, paths, agents, prefixes)
     whole = ClientEvents.from_arrays(arrays, 100.0, 60.0, np.array([0]), len(prefixes), by="prefix")
     np.testing.assert_allclose(f.fleet_client_errors_per_ua_per_minute(whole), [2.0])
-    np.testing.assert_allclose(f.user_agents(whole), [3.0])
+    np.testing.assert_allclose(f.user_agents(whole), [2.0])
     # a single address has no fleet count: NaN, its own is client_errors_per_ua (2 in 60 s, one agent)
     alone = ClientEvents.from_frame(frame, at=100.0, width=60.0, clients=np.array(["203.0.113.2"], dtype=object))
     assert np.isnan(f.fleet_client_errors_per_ua_per_minute(alone)).all()
     np.testing.assert_allclose(f.client_errors_per_ua_per_minute(alone), [2.0])
+
+
+def test_user_agents_count_only_those_served():
+    # In 60 s: "app" polls (204) and fails one login (401); five other strings each fail one login and are
+    # never served. Served user agents: 1 ("app"), so the 6 refused logins are 6 a minute per user agent,
+    # not 1 (6 over 6 strings) as they would be if each rotated string counted as a person.
+    rows = [dict(client="a", start=1, end=26, ua="app", status=204), dict(client="a", start=27, end=28, ua="app", status=401)]
+    rows += [dict(client="a", start=30 + i, end=30.5 + i, ua=f"rotated {i}", status=401) for i in range(5)]
+    ev = ClientEvents.from_frame(events(rows), at=60.0, width=60.0)
+    np.testing.assert_allclose(f.user_agents(ev), [1.0])
+    np.testing.assert_allclose(f.client_errors_per_ua_per_minute(ev), [6.0])
+    np.testing.assert_allclose(f.requests_per_ua_per_minute(ev), [7.0])
+    # a client that was only ever refused has no served user agent; its rates are per one
+    only = ClientEvents.from_frame(events(rows[2:]), at=60.0, width=60.0)
+    np.testing.assert_allclose(f.user_agents(only), [0.0])
+    np.testing.assert_allclose(f.client_errors_per_ua_per_minute(only), [5.0])
+
+
+def test_quick_one_off_agents_count_strings_used_once_and_answered_at_once():
+    # In 60 s: "app" polls twice (held 25 s); "slow" makes one poll held 40 s (a colleague at a long hold);
+    # r1..r4 each make one request answered in 0.02 s (a client rotating its user agent): 4
+    rows = [dict(client="a", start=1, end=26, ua="app"), dict(client="a", start=26, end=51, ua="app"),
+            dict(client="a", start=10, end=50, ua="slow")]
+    rows += [dict(client="a", start=52 + i, end=52.02 + i, ua=f"r{i}") for i in range(1, 5)]
+    ev = ClientEvents.from_frame(events(rows), at=60.0, width=60.0)
+    np.testing.assert_allclose(f.quick_one_off_agents(ev), [4.0])
+    no_durations = events([dict(r, duration=float("nan")) for r in rows])
+    assert np.isnan(f.quick_one_off_agents(ClientEvents.from_frame(no_durations, at=60.0, width=60.0))).all()

@@ -137,6 +137,7 @@ def test_a_prefix_scored_whole_counts_each_address_and_agent_as_one_program():
     (frame,) = list(s.push(events(rows))) + list(s.finish())
     whole = frame.to_frame().loc["203.0.113.0/24"]
     assert whole["user_agents_60s"] == 3 and whole["repeats_per_ua_60s"] == 0
+    assert np.isnan(whole["quick_one_off_agents_60s"])  # an address's measure, not a network's
     assert whole["busiest_ua_concurrency_60s"] == pytest.approx(25 / 60)
 
 
@@ -151,7 +152,8 @@ def test_a_prefix_scored_whole_sums_its_addresses_4xx_per_user_agent_string():
     table = frame.to_frame()
     whole, one = table.loc["203.0.113.0/24"], table.loc["203.0.113.2"]
     assert whole["fleet_client_errors_per_ua_10s"] == pytest.approx(24) and whole["fleet_client_errors_per_ua_60s"] == pytest.approx(8)
-    assert whole["client_errors_per_ua_10s"] == pytest.approx(6)  # per program (address, agent): one each
+    # per served program (address, agent): none was ever served, so the 4 failures count per one: 24 a minute
+    assert whole["client_errors_per_ua_10s"] == pytest.approx(24)
     assert np.isnan(one["fleet_client_errors_per_ua_10s"]) and one["client_errors_per_ua_10s"] == pytest.approx(6)
     # the neighbours' view is the same for the /24 row as for its addresses: 8 failures / one UA string
     assert whole["prefix_failures_per_ua_60s"] == one["prefix_failures_per_ua_60s"] == pytest.approx(8)

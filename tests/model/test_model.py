@@ -55,6 +55,43 @@ def test_calibration_is_per_client(small_model):
     assert thr.block == pytest.approx(0.55)
 
 
+def test_thresholds_for_other_targets_are_read_off_the_kept_calibration_scores(small_model):
+    model, _ = small_model
+    assert model.thresholds_at() == model.thresholds_  # the model's own targets (0.01, 0.001)
+    assert model.thresholds_at(0.01, 0.001) == model.thresholds_
+    # the same reading as calibrating again on the clients' highest scores the model kept
+    looser = model.thresholds_at(throttle_fpr=0.05)
+    again = model.calibrate(model.calibration_, None, throttle_fpr=0.05, block_fpr=0.001)
+    assert (looser.throttle, looser.block) == (again.throttle, again.block)
+    assert looser.throttle < model.thresholds_.throttle and looser.throttle_fpr == 0.05
+    stricter = model.thresholds_at(throttle_fpr=0.002, block_fpr=0.0005)  # a few clients: their highest
+    assert stricter.throttle >= model.thresholds_.throttle and stricter.throttle_fpr == 0.002
+    assert stricter.single == max(stricter.block, model.single_tick_max_)
+    with pytest.raises(ValueError, match="block_fpr .* must not exceed throttle_fpr"):
+        model.thresholds_at(throttle_fpr=0.001, block_fpr=0.01)
+    with pytest.raises(ValueError, match="throttle_fpr must be at least 0 and below 1"):
+        model.thresholds_at(throttle_fpr=1.5)
+
+
+def test_a_pipeline_serves_the_policys_false_positive_targets(small_model):
+    from detector.pipeline import Pipeline
+    from detector.policy import PolicyConfig
+
+    model, _ = small_model
+    assert Pipeline(model).policy.thresholds == model.thresholds_
+    assert Pipeline(model, policy_config=PolicyConfig(throttle_fpr=0.05)).policy.thresholds == model.thresholds_at(0.05)
+    # one target set: an unset block target is the model's (0.001), or the throttle target if lower
+    assert Pipeline(model, policy_config=PolicyConfig(throttle_fpr=0.0005)).policy.thresholds == \
+        model.thresholds_at(0.0005, 0.0005)
+    with pytest.raises(ValueError, match=r"policy.block_fpr \(0.05\) is above the throttle target \(0.01, the model's own\)"):
+        Pipeline(model, policy_config=PolicyConfig(block_fpr=0.05))
+    old = clone(model)  # an artifact from before calibration scores were kept
+    old.__dict__.update({k: v for k, v in model.__dict__.items() if k != "calibration_"})
+    assert Pipeline(old).policy.thresholds == model.thresholds_  # its own thresholds still serve
+    with pytest.raises(ValueError, match="keeps no calibration scores"):
+        Pipeline(old, policy_config=PolicyConfig(throttle_fpr=0.05))
+
+
 def test_contamination_leaves_the_top_clients_out_of_calibration(small_model):
     model = clone(small_model[0]).set_params(contamination=0.2)
     scores = np.array([0.9, 0.2, 0.3, 0.4, 0.5])
