@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.features.view import NOT_REPEATABLE, ClientEvents, distinct_per_group, group_median, refused
+from detector.features.view import NOT_REPEATABLE, ClientEvents, counted_agents, group_median, refused
 
 ABORTED = 499
 THROTTLED = 429
@@ -23,6 +23,16 @@ def _per_minute(ev: ClientEvents, counts: np.ndarray) -> np.ndarray:
     return counts * 60.0 / ev.width
 
 
+def _timed(ev: ClientEvents, values: np.ndarray) -> np.ndarray:
+    """``values``, NaN for clients none of whose requests carries a duration (formats without one)."""
+    return np.where(ev.total(np.isnan(ev.duration).astype(np.float64)) == ev.count, np.nan, values)
+
+
+def _quick(ev: ClientEvents) -> np.ndarray:
+    """Requests answered in under a second (a long poll is held longer; no duration: not quick)."""
+    return np.nan_to_num(ev.duration, nan=np.inf) < 1.0
+
+
 def _per_ua(ev: ClientEvents, values: np.ndarray) -> np.ndarray:
     return values / np.maximum(ev.agents, 1.0)
 
@@ -33,7 +43,7 @@ def requests_per_minute(ev: ClientEvents) -> np.ndarray:
 
 
 def user_agents(ev: ClientEvents) -> np.ndarray:
-    """Distinct user agents that were served (``ClientEvents.agents``): an office behind one NAT shows many,
+    """Distinct user agents not only refused (``ClientEvents.agents``): an office behind one NAT shows many,
     one abusive process one, one rotating its user agent on refused requests none."""
     return ev.agents.copy()
 
@@ -116,8 +126,7 @@ def concurrency_per_ua(ev: ClientEvents) -> np.ndarray:
     lo = ev.at - ev.width
     overlap = np.clip(np.minimum(ev.end, ev.at) - np.maximum(ev.start, lo), 0.0, None)
     held = ev.total(np.nan_to_num(overlap, nan=0.0)) / ev.width
-    unknown = ev.total(np.isnan(ev.duration).astype(np.float64)) == ev.count
-    return np.where(unknown, np.nan, _per_ua(ev, held))
+    return _timed(ev, _per_ua(ev, held))
 
 
 def busiest_agent_concurrency(ev: ClientEvents) -> np.ndarray:
@@ -130,8 +139,7 @@ def busiest_agent_concurrency(ev: ClientEvents) -> np.ndarray:
     held, owner = ev.by_agent(np.nan_to_num(overlap, nan=0.0) / ev.width)
     out = np.zeros(ev.n)
     np.maximum.at(out, owner, held)
-    unknown = ev.total(np.isnan(ev.duration).astype(np.float64)) == ev.count
-    return np.where(unknown, np.nan, out)
+    return _timed(ev, out)
 
 
 def bytes_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
@@ -144,9 +152,7 @@ def quick_requests_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
 
     NaN for formats without durations.
     """
-    quick = _matching_per_ua_per_minute(ev, np.nan_to_num(ev.duration, nan=np.inf) < 1.0)
-    unknown = ev.total(np.isnan(ev.duration).astype(np.float64)) == ev.count
-    return np.where(unknown, np.nan, quick)
+    return _timed(ev, _matching_per_ua_per_minute(ev, _quick(ev)))
 
 
 def population_failing_share(ev: ClientEvents) -> np.ndarray:
@@ -220,10 +226,7 @@ def quick_one_off_agents(ev: ClientEvents) -> np.ndarray:
     base = int(ev.ua.max()) + 1
     _, inverse, counts = np.unique(ev.code * base + ev.ua, return_inverse=True, return_counts=True)
     alone = counts[inverse.reshape(-1)] == 1
-    quick = np.nan_to_num(ev.duration, nan=np.inf) < 1.0
-    found = np.bincount(ev.code[alone & quick], minlength=ev.n).astype(np.float64)
-    unknown = ev.total(np.isnan(ev.duration).astype(np.float64)) == ev.count
-    return np.where(unknown, np.nan, found)
+    return _timed(ev, np.bincount(ev.code[alone & _quick(ev)], minlength=ev.n).astype(np.float64))
 
 
 def paths_per_ua(ev: ClientEvents) -> np.ndarray:
@@ -360,9 +363,8 @@ def fleet_client_errors_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """
     if ev.fleet_ua is None:
         return np.full(ev.n, np.nan)
-    no = refused(ev.status)
-    strings = distinct_per_group(ev.code[~no], ev.fleet_ua[~no], ev.n)  # not only refused, as ``agents``
-    return _per_minute(ev, ev.total(no.astype(np.float64))) / np.maximum(strings, 1.0)
+    strings = counted_agents(ev.code, ev.fleet_ua, ev.status, ev.n)
+    return _per_minute(ev, ev.total(refused(ev.status).astype(np.float64))) / np.maximum(strings, 1.0)
 
 
 def timing_irregularity(ev: ClientEvents) -> np.ndarray:

@@ -96,6 +96,17 @@ def refused(status: np.ndarray) -> np.ndarray:
     return (status >= 400) & (status < 500) & (status != 429) & (status != 499)
 
 
+def counted_agents(groups: np.ndarray, agents: np.ndarray, status: np.ndarray, n: int) -> np.ndarray:
+    """Distinct user agents per group ``0..n-1`` not only refused: a user agent whose every request was
+    refused (``refused``) is a string sent along, not a person (see ``ClientEvents.agents``).
+
+    >>> counted_agents(np.array([0, 0, 0, 1]), np.array([5, 6, 6, 5]), np.array([200, 401, 404, 429]), 2).tolist()
+    [1.0, 1.0]
+    """
+    counted = ~refused(status)
+    return distinct_per_group(groups[counted], agents[counted], n)
+
+
 NOT_REPEATABLE = 0  # the request code of a request that changes state (POST, PUT, ...)
 #: A server holding requests this long (the window's 99th percentile of durations, seconds) is long-polling.
 LONG_POLL = 5.0
@@ -230,10 +241,9 @@ class PrefixView:
         keys, inverse = np.unique(prefix, return_inverse=True)
         k = len(keys)
         fail = ((status >= 400) & (status < 500)).astype(np.float64)
-        counted = ~refused(status)  # user agents as ClientEvents.agents counts them
         per = np.column_stack([distinct_per_group(inverse, client, k),
                                np.bincount(inverse, minlength=k).astype(np.float64),
-                               distinct_per_group(inverse[counted], ua[counted], k),
+                               counted_agents(inverse, ua, status, k),
                                np.bincount(inverse, weights=fail, minlength=k)])
         at = np.searchsorted(keys, client_prefix)
         found = (at < k) & (keys[np.minimum(at, k - 1)] == client_prefix)
@@ -293,8 +303,7 @@ class ClientEvents:
         credentials or scanning does not divide its rate by its rotation. Any other answer counts, a 429
         or 5xx included: an office throttled, or caught in an outage, is still as many people.
         """
-        counted = ~refused(self.status)
-        return distinct_per_group(self.code[counted], self.ua[counted], self.n)
+        return counted_agents(self.code, self.ua, self.status, self.n)
 
     def total(self, values: np.ndarray) -> np.ndarray:
         """Per-client sum of ``values`` (one per event)."""
