@@ -1,7 +1,9 @@
 """Ingest throughput: lines per second through parsing, the feature stream, and (with a model) the whole
-pipeline, on a simulated nginx-json log. A benchmark that prints numbers, not a test.
+pipeline, on a simulated nginx-json log (or its Envoy form, a start record per request as well, with
+``--format envoy-json``). A benchmark that prints numbers, not a test.
 
     python benchmarks/ingest_throughput.py [--minutes 10] [--clients 2000] [--batch 5000] [--model models/current]
+                                           [--format nginx-json|envoy-json]
 
 Each stage is timed over the same batches (``--batch`` lines, as the live consumer pushes them); the
 simulated log is written to a temporary folder first and read into memory, so disk speed is not measured.
@@ -35,24 +37,25 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--batch", type=int, default=5000, help="lines per batch (ingest.batch_lines)")
     p.add_argument("--model", default=None, help="also time the whole pipeline with this model artifact")
+    p.add_argument("--format", choices=("nginx-json", "envoy-json"), default="nginx-json")
     args = p.parse_args()
+    fmt = args.format
 
     folder = Path(tempfile.mkdtemp(prefix="detector-bench-"))
     t0 = time.perf_counter()
-    summary = simulate(folder, minutes=args.minutes, seed=args.seed, clients=args.clients)
-    raw = (folder / "access.log").read_bytes().splitlines()
+    summary = simulate(folder, minutes=args.minutes, seed=args.seed, clients=args.clients, envoy=fmt == "envoy-json")
+    raw = (folder / ("access_envoy.log" if fmt == "envoy-json" else "access.log")).read_bytes().splitlines()
     n = len(raw)
-    print(f"simulated {summary.lines:,} lines ({args.minutes:g} min, {summary.clients:,} clients) in "
+    print(f"simulated {summary.lines:,} requests, {n:,} {fmt} lines ({args.minutes:g} min, {summary.clients:,} clients) in "
           f"{time.perf_counter() - t0:.1f} s; batches of {args.batch:,} lines", flush=True)
     chunks = [raw[i:i + args.batch] for i in range(0, n, args.batch)]
 
-    parsed = timed("parse (nginx-json)", n, lambda: [parse_lines(c, "nginx-json") for c in chunks])
+    parsed = timed(f"parse ({fmt})", n, lambda: [parse_lines(c, fmt) for c in chunks])
 
     cfg = load_settings(None).features  # the defaults detector serve runs with
 
     def features(batches):
-        stream = FeatureStream(tick=cfg.tick, lateness=cfg.lateness, max_clients=cfg.max_clients,
-                               prefix_clients=cfg.prefix_clients)
+        stream = FeatureStream.configured(cfg, live=True)
         rows = 0
         for b in batches:
             rows += sum(len(f) for f in stream.push(b.events))
@@ -60,8 +63,8 @@ def main() -> None:
         return rows
 
     rows = timed("features (FeatureStream.push)", n, lambda: features(parsed))
-    timed("parse + features", n, lambda: features(parse_lines(c, "nginx-json") for c in chunks))
-    print(f"{'':<38} ({rows:,} client rows over {summary.lines:,} lines)")
+    timed("parse + features", n, lambda: features(parse_lines(c, fmt) for c in chunks))
+    print(f"{'':<38} ({rows:,} client rows over {n:,} lines)")
 
     if args.model:
         from detector.service import Service
@@ -70,7 +73,7 @@ def main() -> None:
 
         def pipeline():
             for c in chunks:
-                batch = parse_lines(c, "nginx-json")
+                batch = parse_lines(c, fmt)
                 service.ingest(batch.events, batch.stats)
             return service.scoring.rows
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from detector.features.catalog import FEATURE_NAMES, SPECS
 from detector.features.stream import FeatureStream
-from detector.ingest.formats import EVENT_COLUMNS, ClientKey, JsonlMapping
+from detector.ingest.formats import EVENT_COLUMNS, ClientKey, JsonlMapping, ended
 from detector.ingest.sources import read_batches
 from detector.pipeline import TrainingRows, training_rows
 from detector.records import ACTIONS, IngestStats, Thresholds
@@ -80,6 +80,7 @@ def read_events(paths: Iterable[str | Path], fmt: str = "auto", *, start: float 
                 end: float | None = None, mapping: JsonlMapping | None = None, key: ClientKey | None = None,
                 progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, IngestStats]:
     """Every parsed event of the logs whose ``end`` lies in ``[start, end)``, in one frame, and the counts.
+    Start records (Envoy's line at a request's start) are left out: each request is its ended row.
 
     Uses the service's parsers (``read_batches``); the whole range is held in memory, so give a time
     range for logs of many millions of lines.
@@ -87,7 +88,8 @@ def read_events(paths: Iterable[str | Path], fmt: str = "auto", *, start: float 
     frames, stats = [], IngestStats()
     for batch in read_batches(paths, fmt, mapping=mapping, key=key, progress=progress):
         stats = stats + batch.stats
-        frames.append(batch.events[in_range(batch.events["end"].to_numpy(), start, end)])
+        events = ended(batch.events)
+        frames.append(events[in_range(events["end"].to_numpy(), start, end)])
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in EVENT_COLUMNS}), stats
@@ -100,12 +102,8 @@ def rows_for(paths: Sequence[str | Path], fmt: str = "auto", settings=None,
     mapping, tick and lateness (``detector.config.Settings``; ``None``: the defaults)."""
     if settings is None:
         return training_rows(paths, fmt, progress=progress)
-    def stream() -> FeatureStream:
-        return FeatureStream(tick=settings.features.tick, lateness=settings.features.lateness,
-                             prefix_clients=settings.features.prefix_clients)
-
-    return training_rows(paths, fmt, stream=stream, mapping=settings.ingest.mapping(),
-                         key=settings.ingest.client_key(), progress=progress)
+    return training_rows(paths, fmt, stream=lambda: FeatureStream.configured(settings.features),
+                         mapping=settings.ingest.mapping(), key=settings.ingest.client_key(), progress=progress)
 
 
 def select_rows(rows: TrainingRows, start: float | None = None, end: float | None = None) -> TrainingRows:

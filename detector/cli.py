@@ -48,7 +48,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     t0 = time.monotonic()
     summary = simulate(args.out, minutes=args.minutes, seed=args.seed, clients=args.clients,
-                       attackers=args.attackers, attacks=not args.no_attacks, hold=args.hold, progress=_say)
+                       attackers=args.attackers, attacks=not args.no_attacks, hold=args.hold, envoy=args.envoy,
+                       progress=_say)
     _say(f"wrote {summary.lines} lines for {summary.clients} clients ({summary.attackers} abusive) "
          f"to {args.out} in {time.monotonic() - t0:.1f} s")
     return 0
@@ -66,8 +67,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     rows = training_rows(args.logs, args.format or settings.ingest.format, mapping=settings.ingest.mapping(),
                          key=settings.ingest.client_key(),
-                         stream=lambda: FeatureStream(tick=settings.features.tick, lateness=settings.features.lateness,
-                                                   prefix_clients=settings.features.prefix_clients),
+                         stream=lambda: FeatureStream.configured(settings.features),
                          progress=stderr_progress("reading"))
     st = rows.stats
     _say(f"read {st.read} lines: {st.parsed} parsed, {st.rejected} rejected {st.malformed or ''}; "
@@ -102,8 +102,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from detector.features.stream import FeatureStream
 
     pipeline = Pipeline(model, card["version"], settings.policy.to_config(),
-                        stream=FeatureStream(tick=settings.features.tick, lateness=settings.features.lateness,
-                                             prefix_clients=settings.features.prefix_clients))
+                        stream=FeatureStream.configured(settings.features))
     t0 = time.monotonic()
     n = 0
     out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")
@@ -246,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-attacks", action="store_true", help="normal traffic only (to train on)")
     s.add_argument("--hold", type=float, default=HOLD,
                    help=f"seconds the server holds a poll with nothing to answer (default {HOLD:g})")
+    s.add_argument("--envoy", action="store_true",
+                   help="also write access_envoy.log: Envoy JSON with a record at each request's start")
     s.set_defaults(func=cmd_simulate)
 
     t = sub.add_parser("train", help="fit a model artifact from logs")

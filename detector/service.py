@@ -140,11 +140,9 @@ class Service:
     store: Store = field(default_factory=MemoryStore)
 
     def __post_init__(self) -> None:
-        features = self.settings.features
         self.pipeline = ServicePipeline(
             self.model, self.version, self.settings.policy.to_config(), store=self.store,
-            stream=FeatureStream(tick=features.tick, lateness=features.lateness, max_clients=features.max_clients,
-                                 prefix_clients=features.prefix_clients),
+            stream=FeatureStream.configured(self.settings.features, live=True),
             max_observations=self.settings.store.max_observations,
         )
         self.stats = IngestStats()

@@ -24,7 +24,11 @@ rejected_full (events):
 * ``detector_events_late_total`` (older than ``features.lateness`` behind the newest: dropped),
   ``detector_clients_tracked``, ``detector_clients_refused_total`` and ``detector_events_refused_total``
   (past ``features.max_clients``), ``detector_clients_evicted_total`` (idle), ``detector_observations``
-  and ``detector_observations_evicted_total`` (past ``store.max_observations``).
+  and ``detector_observations_evicted_total`` (past ``store.max_observations``);
+* from Envoy start records: ``detector_open_requests`` (begun, not yet ended), and
+  ``detector_start_records_total{outcome}``: ``closed`` by their end, ``expired`` (no end within
+  ``features.max_open``: many of these mean the start and end records of a request do not match, and
+  the open-requests feature is not read), ``refused`` (past ``features.max_open_requests``).
 """
 
 from __future__ import annotations
@@ -93,6 +97,13 @@ class ServiceCollector(Collector):
                                   value=c.refused_events)
         yield CounterMetricFamily("detector_clients_evicted", "idle clients forgotten by the feature stream",
                                   value=c.evicted_clients)
+        yield GaugeMetricFamily("detector_open_requests", "requests begun (Envoy start records) and not yet ended",
+                                value=stream.open_requests)
+        opened = CounterMetricFamily("detector_start_records", "start records by what became of them",
+                                     labels=["outcome"])
+        for outcome, n in (("closed", c.open_closed), ("expired", c.open_expired), ("refused", c.open_refused)):
+            opened.add_metric([outcome], n)
+        yield opened
         yield GaugeMetricFamily("detector_observations", "clients whose latest score is kept", value=len(service.store))
         yield CounterMetricFamily("detector_observations_evicted", "observations dropped (store.max_observations)",
                                   value=service.pipeline.evicted_observations)

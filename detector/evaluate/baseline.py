@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from detector.ingest.formats import OPENED, ended
 from detector.records import IngestStats
 
 WINDOW = 60.0
@@ -31,6 +32,7 @@ class RequestTimes:
         self._clients: list[np.ndarray] = []
         self._times: list[np.ndarray] = []
         self._ends: list[np.ndarray] = []
+        self._shown: list[tuple[np.ndarray, np.ndarray]] = []  # start records' clients and starts
         self.requests = 0
         self.without_duration = 0
         self.stats = IngestStats()
@@ -38,6 +40,10 @@ class RequestTimes:
     def add(self, events: pd.DataFrame, stats: IngestStats | None = None) -> None:
         if stats is not None:
             self.stats = self.stats + stats
+        opened = events[events["status"].to_numpy() == OPENED] if len(events) else events
+        if len(opened):  # a start record shows its request at its start (first_seen), and counts no more
+            self._shown.append((opened["client"].to_numpy(dtype=object), opened["start"].to_numpy(np.float64)))
+        events = ended(events)
         if not len(events):
             return
         self._clients.append(events["client"].to_numpy(dtype=object))
@@ -56,11 +62,14 @@ class RequestTimes:
         return f"request start time (end time for {self.without_duration} requests without a duration)"
 
     def first_seen(self, since: pd.Series) -> pd.Series:
-        """Per client of ``since``, the earliest end among its requests that started at or after ``since``."""
-        if not self._clients:
+        """Per client of ``since``, when the log first showed one of its requests that started at or after
+        ``since``: the earliest end among them, or start where a start record (Envoy) showed it then."""
+        if not self._clients and not self._shown:
             return pd.Series(dtype=np.float64)
-        return first_seen(np.concatenate(self._clients), np.concatenate(self._times), np.concatenate(self._ends),
-                          since)
+        clients = self._clients + [c for c, _ in self._shown]
+        starts = self._times + [t for _, t in self._shown]
+        shown_at = self._ends + [t for _, t in self._shown]  # a start record is written at the start
+        return first_seen(np.concatenate(clients), np.concatenate(starts), np.concatenate(shown_at), since)
 
     def max_counts(self, window: float = WINDOW) -> pd.Series:
         """Per client, the most requests in any ``window`` seconds (see the module docstring)."""

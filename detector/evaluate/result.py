@@ -11,7 +11,8 @@ The per-client table has one row per labelled client (index ``client``): the lab
 ``ttd``                     ``first_flag_in_attack - attack_start`` (seconds)
 ``flagged_before_attack``   an abusive client whose first flag came before ``attack_start``
 ``first_seen``              when the log first showed the attack: the earliest end among its requests that
-                            started at or after ``attack_start`` (only with a log)
+                            started at or after ``attack_start``, or start where a start record showed one
+                            (Envoy; only with a log)
 ``lag``                     ``first_flag_in_attack - first_seen``, at least 0: detection after the evidence
                             reached the log (only with a log)
 ``score``                   per-client score for ROC-AUC/AP (see ``metrics["ranking"]["score_source"]``)

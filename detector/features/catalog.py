@@ -107,6 +107,8 @@ FEATURES: tuple[FeatureSpec, ...] = (
                 "writes (POST, PUT, DELETE, ...) per minute per user agent", ceiling=True),
     FeatureSpec("quick_one_off_agents_60s", 60, f.quick_one_off_agents,
                 "user agents seen on a single request, answered within 1 s", ceiling=True),
+    FeatureSpec("open_surge_per_ua_10s", 10, f.open_surge_per_ua,
+                "requests open now beyond its mean over the last 10 s, per user agent", ceiling=True),
     FeatureSpec("prefix_addresses_60s", 60, f.prefix_addresses, "active addresses in its /24 (/64)"),
     FeatureSpec("prefix_rpm_per_ua_60s", 60, f.prefix_requests_per_ua_per_minute,
                 "requests per minute per user agent of its whole /24 (/64)"),

@@ -15,6 +15,8 @@ ABORTED = 499
 THROTTLED = 429
 NO_CONTENT = 204
 PARTIAL = 206  # a range of a resource: a viewer fetching a file by parts asks the same URL many times
+#: Repeats of one read that do not count (``_repeats``): asking for something once more is ordinary.
+ONCE_AGAIN = 1
 #: An empty answer within this share of the server's hold time came back early (see ``early_empty...``).
 EARLY = 0.25
 
@@ -142,6 +144,31 @@ def busiest_agent_concurrency(ev: ClientEvents) -> np.ndarray:
     return _timed(ev, out)
 
 
+def open_surge_per_ua(ev: ClientEvents) -> np.ndarray:
+    """Requests open now beyond the mean open over the window, per user agent: a client that suddenly holds
+    many more requests than it just did. Seen only where the log writes a line when a request starts
+    (Envoy's start records, ``FeatureStream``); NaN elsewhere.
+
+    Every other feature waits for a request's end, so forty long polls opened at once show only when they
+    are answered, a hold time later; with start records they show at the next tick. A browser or app
+    replaces each answered poll with the next one, and the people of a NAT office do so each on their own
+    (a message to a team room answers its polls together, and they are asked again together), so what
+    they hold open stays near its mean. The mean counts each request's time open inside the window (ended
+    requests up to their end, open ones up to now), divided by the window's width; user agents are
+    counted over the window's ended requests and the open ones (an open request is not refused).
+    """
+    if ev.open_code is None:
+        return np.full(ev.n, np.nan)
+    lo = ev.at - ev.width
+    now = np.bincount(ev.open_code, minlength=ev.n).astype(np.float64)
+    ended = np.clip(np.minimum(ev.end, ev.at) - np.maximum(ev.start, lo), 0.0, None)
+    held = ev.total(np.nan_to_num(ended, nan=0.0)) + np.bincount(
+        ev.open_code, weights=ev.at - np.maximum(ev.open_start, lo), minlength=ev.n)
+    agents = counted_agents(np.concatenate([ev.code, ev.open_code]), np.concatenate([ev.ua, ev.open_ua]),
+                            np.concatenate([ev.status, np.zeros(len(ev.open_code), dtype=ev.status.dtype)]), ev.n)
+    return (now - held / ev.width) / np.maximum(agents, 1.0)
+
+
 def bytes_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """Response bytes per minute per user agent: a client replaying a backlog pulls megabytes."""
     return _per_ua(ev, _per_minute(ev, ev.total(ev.bytes)))
@@ -260,7 +287,8 @@ def outside_poll_share(ev: ClientEvents) -> np.ndarray:
 
 def repeated_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """Answers with a body (2xx but 206, bytes > 0) to a read (GET or HEAD of the same path and query) the
-    client had asked for again once it had the earlier answer, per minute per user agent.
+    client had asked for again once it had the earlier answer, from the second time again on (``_repeats``),
+    per minute per user agent.
 
     A long-poll client moves its cursor on after each answer, so the next poll is a new request; one that
     replays an old cursor, or re-downloads the same thing in a loop, is answered the same request again and
@@ -309,7 +337,9 @@ def _events_per_ua_per_minute(ev: ClientEvents, code: np.ndarray, weights: np.nd
 def _repeats(ev: ClientEvents, among: np.ndarray | bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Client codes and bytes of the answers (of the events ``among`` selects) that repeat an earlier
     answer to the same client, user agent and read, asked for once an earlier answer to it had come (the
-    first answer of each is not a repeat, nor is one asked while every earlier one was still open)."""
+    first answer of each is not a repeat, nor is one asked while every earlier one was still open) -- but
+    from its second repeat on (``ONCE_AGAIN``): a person reloading a page, or two tabs on one poll, asks
+    for each thing once more; a loop or a replayed cursor asks again and again."""
     answered = np.flatnonzero((ev.status >= 200) & (ev.status < 300) & (ev.status != PARTIAL) & (ev.bytes > 0)
                               & (ev.request != NOT_REPEATABLE) & among)
     if len(answered) == 0:
@@ -325,6 +355,10 @@ def _repeats(ev: ClientEvents, among: np.ndarray | bool = True) -> tuple[np.ndar
     first_end = np.minimum.accumulate(end - run * step) + run * step
     asked = ev.start[order] - ev.end[order].min() + 1e-6  # (a microsecond: the offsets' rounding)
     again = same & (asked >= np.r_[np.inf, first_end[:-1]])
+    # the how-manieth repeat of its read each one is (1, 2, ...), counted within each run
+    nth = np.cumsum(again)
+    nth = nth - np.r_[0, nth[:-1]][np.flatnonzero(~same)][run - 1]
+    again &= nth > ONCE_AGAIN
     return code[again], ev.bytes[order][again].astype(np.float64)
 
 

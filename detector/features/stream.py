@@ -6,6 +6,13 @@ since the last tick are featurised over each window; a tick is closed once the n
 ``lateness`` seconds past it, so lines that arrive a little out of order still land in the right
 window. Lines older than that are counted as ``late`` and dropped.
 
+Start records (``detector.ingest.formats.OPENED``: Envoy's line at a request's start) are not events of
+the windows: each is held as an *open request* of its client from the tick it falls in until the same
+request's end arrives (or ``max_open`` seconds pass without it: a lost line), for the features that
+read what is open now (``ClientEvents.open_code``). A tick's start records featurise their client only
+when one of its user agents then holds two or more requests open (``_doubled``), so forty polls opened
+at once are scored at the next tick, before the first of them ends.
+
 Replay, live ingestion, training and the notebooks all drive this one class.
 """
 
@@ -20,6 +27,7 @@ import pandas as pd
 
 from detector.features.catalog import FEATURE_NAMES, FEATURES, FeatureSpec, compute_raw
 from detector.features.view import ClientEvents, EventArrays, Interner, group_median
+from detector.ingest.formats import OPENED
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,10 @@ class StreamCounters:
     refused_events: int = 0  # events of new clients turned away while max_clients were tracked
     refused_clients: int = 0  # distinct new clients turned away (per batch)
     evicted_clients: int = 0  # idle clients forgotten
+    # start records (FeatureStream._track_open)
+    open_closed: int = 0  # open requests whose end came
+    open_expired: int = 0  # open requests forgotten after max_open without their end
+    open_refused: int = 0  # start records turned away while max_open_requests were open
 
 
 @dataclass
@@ -61,6 +73,18 @@ class FeatureStream:
     counters: StreamCounters = field(default_factory=StreamCounters)
     max_clients: int | None = None  # clients tracked at most (None: no cap); see _admit
     prefix_clients: int = 2  # a /24 (/64) with this many active addresses is also featurised whole (0: never)
+    max_open: float = 600.0  # seconds an open request (a start record) waits for its end before it is forgotten
+    max_open_requests: int = 200_000  # open requests held at most; further start records are counted, not held
+    #: open requests are read only while at least this share of recent ends closed one (see ``_open_usable``)
+    min_matched: float = 0.9
+
+    @classmethod
+    def configured(cls, settings, *, live: bool = False) -> FeatureStream:
+        """The stream ``settings`` (``detector.config.FeatureSettings``) describe; ``live`` adds the cap on
+        clients tracked (``max_clients``) that a service needs and a replay of a finished log does not."""
+        return cls(tick=settings.tick, lateness=settings.lateness, prefix_clients=settings.prefix_clients,
+                   max_open=settings.max_open, max_open_requests=settings.max_open_requests,
+                   max_clients=settings.max_clients if live else None)
 
     def __post_init__(self) -> None:
         if self.tick <= 0:
@@ -72,6 +96,10 @@ class FeatureStream:
         self._pending: list[EventArrays] = []  # events waiting for their tick to close
         self._last_tick: float | None = None  # end of the last closed tick
         self._newest = -math.inf
+        self._open = EventArrays.empty()  # start records whose request has not ended (see module docstring)
+        self._opened_at = -math.inf  # the newest start record's time
+        self._first_opened = math.inf  # the oldest start record's start: later requests should all have one
+        self._ends_seen = self._ends_matched = 0.0  # ends of such requests, and those that closed one (decaying)
 
     @property
     def watermark(self) -> float:
@@ -88,6 +116,7 @@ class FeatureStream:
                 late = arrays.end <= self._last_tick
                 if late.any():
                     self.counters.late += int(late.sum())
+                    self._close_open(arrays.take(late & (arrays.status != OPENED)))  # a late end still closes
                     arrays = arrays.take(~late)
             if len(arrays):
                 self._pending.append(arrays)
@@ -117,11 +146,14 @@ class FeatureStream:
         for a, b in zip(starts, stops):
             at = float(cuts[a])
             batch = pending.take(slice(a, b))
+            opening = np.unique(batch.client[batch.status == OPENED])
+            batch = self._track_open(batch, at)
+            codes = np.union1d(np.unique(batch.client), self._doubled(opening))
             held = self._held
             self._held = EventArrays.concat([held.take(held.end > at - self._horizon), batch])
             self._last_tick = at
             self.counters.ticks += 1
-            frame = self.features_at(at, np.unique(batch.client))
+            frame = self.features_at(at, codes)
             self.counters.rows += len(frame)
             yield frame
 
@@ -135,7 +167,9 @@ class FeatureStream:
         the whole prefix.
         """
         held = self._held
-        views = {w: ClientEvents.from_arrays(held, at, w, codes, len(self._clients)) for w in self._windows}
+        opened = self._open if self._open_usable(at) else None
+        views = {w: ClientEvents.from_arrays(held, at, w, codes, len(self._clients), opened=opened)
+                 for w in self._windows}
         names = np.asarray(self._clients.names, dtype=object)[codes]
         short = views[self._windows[0]]
         failing = short.population_failing / short.population if short.population else 0.0
@@ -155,9 +189,74 @@ class FeatureStream:
                 raw = np.vstack([raw, compute_raw(by_prefix, self.specs)])
         return FeatureFrame(at, names, raw, spec_names, failing)
 
+    def _track_open(self, batch: EventArrays, at: float) -> EventArrays:
+        """Move the tick's start records to the open requests (at most ``max_open_requests``), close those
+        whose end is in ``batch``, forget those older than ``max_open``; return the batch's ended requests."""
+        starts = batch.status == OPENED
+        if starts.any():
+            new = batch.take(starts)
+            room = max(self.max_open_requests - len(self._open), 0)
+            if len(new) > room:
+                self.counters.open_refused += len(new) - room
+                new = new.take(slice(0, room))
+            self._open = EventArrays.concat([self._open, new])
+            self._opened_at = max(self._opened_at, float(batch.end[starts].max()))
+            self._first_opened = min(self._first_opened, float(batch.start[starts].min()))
+            batch = batch.take(~starts)
+        self._ends_seen *= _MEMORY
+        self._ends_matched *= _MEMORY
+        self._close_open(batch)
+        if len(self._open):
+            fresh = self._open.start > at - self.max_open
+            if not fresh.all():
+                self.counters.open_expired += int((~fresh).sum())
+                self._open = self._open.take(fresh)
+        return batch
+
+    def _close_open(self, ended: EventArrays) -> None:
+        """Close the open requests whose ends are in ``ended``, and note how many of its requests begun since
+        the first start record found theirs (``_open_usable``)."""
+        if not len(ended) or self._first_opened == math.inf:
+            return
+        closed = 0
+        if len(self._open):
+            keep = _unmatched(_request_keys(self._open), _request_keys(ended))
+            closed = int((~keep).sum())
+            if closed:
+                self._open = self._open.take(keep)
+        self.counters.open_closed += closed
+        self._ends_seen += float((ended.start >= self._first_opened).sum())
+        self._ends_matched += closed
+
+    def _open_usable(self, at: float) -> bool:
+        """Whether the open requests can be read: start records came within ``max_open``, and at least
+        ``min_matched`` of the recent ends of requests begun since the first one closed an open request.
+        Where a filter rewrites the path (or a user agent, or the client field) between Envoy's start
+        record and its end record, nothing matches, every request would stay "open" for ``max_open``
+        and an ordinary client would look like a flood; the feature is then NaN, as without start records."""
+        return (at - self._opened_at <= self.max_open and self._ends_seen >= 1.0
+                and self._ends_matched >= self.min_matched * self._ends_seen)
+
+    def _doubled(self, clients: np.ndarray) -> np.ndarray:
+        """Those of ``clients`` (sorted codes) with a user agent holding two or more open requests. A start
+        record alone featurises its client only then: one program's first poll of a minute, or a page's
+        next poll, changes nothing a row would show, and a row at every start would only double the rows
+        (and the training clients' chances of an odd tick, so the calibrated thresholds)."""
+        if not len(clients) or not len(self._open):
+            return clients[:0]
+        mine = np.isin(self._open.client, clients)
+        base = int(self._open.ua.max()) + 1
+        pairs, counts = np.unique(self._open.client[mine] * base + self._open.ua[mine], return_counts=True)
+        return np.unique(pairs[counts >= 2] // base)
+
+    @property
+    def open_requests(self) -> int:
+        """Requests begun (start records) and not yet ended."""
+        return len(self._open)
+
     @property
     def held_events(self) -> int:
-        return len(self._held) + sum(len(p) for p in self._pending)
+        return len(self._held) + sum(len(p) for p in self._pending) + len(self._open)
 
     # -- bounded state and wall-clock progress (live ingestion) -----------------------------------------
     def advance(self, event_time: float) -> Iterator[FeatureFrame]:
@@ -175,7 +274,7 @@ class FeatureStream:
         """Forget clients (and paths, user agents, prefixes) with no event held or pending: idle past the longest
         window plus the lateness. Codes are renumbered in their old order, so frames come out the same as
         without eviction. Returns how many clients were forgotten."""
-        parts = [self._held, *self._pending]
+        parts = [self._held, *self._pending, self._open]
         before = len(self._clients)
         remapped = {}
         for column, interner in (("client", self._clients), ("path", self._paths), ("ua", self._agents),
@@ -184,6 +283,7 @@ class FeatureStream:
             remapped[column] = interner.keep(used)
         self._held = self._held.recode(**remapped)
         self._pending = [p.recode(**remapped) for p in self._pending]
+        self._open = self._open.recode(**remapped)
         gone = before - len(self._clients)
         self.counters.evicted_clients += gone
         return gone
@@ -208,6 +308,40 @@ class FeatureStream:
         self.counters.refused_clients += len(refused)
         self.counters.refused_events += int((~keep).sum())
         return events[keep]
+
+
+#: Per tick, the weight left to earlier ends in ``_open_usable``'s share (about the last 30 ticks count).
+_MEMORY = 0.97
+
+
+def _request_keys(ev: EventArrays) -> np.ndarray:
+    """One 64-bit key per request: client, user agent, path and query, start to the millisecond. A start
+    record and its request's end share it (Envoy writes the same ``start_time`` on both)."""
+    with np.errstate(over="ignore"):
+        key = ev.request.astype(np.uint64)
+        for column, odd in ((ev.client, 0x9E3779B97F4A7C15), (ev.ua, 0xC2B2AE3D27D4EB4F), (ev.path, 0xD6E8FEB86659FD93),
+                            (np.round(ev.start * 1000.0).astype(np.int64), 0x165667B19E3779F9)):
+            key = (key ^ column.astype(np.uint64)) * np.uint64(odd)
+    return key
+
+
+def _unmatched(open_keys: np.ndarray, end_keys: np.ndarray) -> np.ndarray:
+    """Which open requests no end in ``end_keys`` closes: each end closes one open request of its key.
+
+    >>> _unmatched(np.array([5, 7, 5, 5]), np.array([5, 5, 9])).tolist()
+    [False, True, False, True]
+    """
+    keep = np.ones(len(open_keys), dtype=bool)
+    if not len(open_keys) or not len(end_keys):
+        return keep
+    keys, counts = np.unique(end_keys, return_counts=True)
+    order = np.argsort(open_keys, kind="stable")
+    ordered = open_keys[order]
+    rank = np.arange(len(ordered)) - np.searchsorted(ordered, ordered, side="left")  # k-th open request of its key
+    at = np.minimum(np.searchsorted(keys, ordered), len(keys) - 1)
+    closing = np.where(keys[at] == ordered, counts[at], 0)
+    keep[order[rank < closing]] = False
+    return keep
 
 
 def _spread(held: EventArrays, at: float, width: float, prefixes: np.ndarray, ratio: float = 4.0) -> np.ndarray:

@@ -16,6 +16,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from detector.ingest.formats import OPENED
 from detector.ingest.identity import prefix_of
 
 
@@ -273,6 +274,9 @@ class ClientEvents:
     prefix_source: tuple | None = field(default=None, repr=False, compare=False)  # PrefixView.of's arguments
     fleet_ua: np.ndarray | None = None  # grouped by prefix: each event's user-agent string (``ua`` is per address)
     poll_source: tuple | None = field(default=None, repr=False, compare=False)  # ``poll_paths``'s arguments
+    open_code: np.ndarray | None = None  # group of each request open at ``at`` (start records); None: none known
+    open_ua: np.ndarray | None = None  # ... its user agent
+    open_start: np.ndarray | None = None  # ... and its start
 
     @cached_property
     def prefix(self) -> PrefixView | None:
@@ -323,15 +327,20 @@ class ClientEvents:
 
     @classmethod
     def from_arrays(cls, ev: EventArrays, at: float, width: float, groups: np.ndarray,
-                    n_codes: int, by: str = "client") -> ClientEvents:
+                    n_codes: int, by: str = "client", opened: EventArrays | None = None) -> ClientEvents:
         """Group the events of ``ev`` that end in ``(at - width, at]`` by the client codes ``groups``.
 
         Groups follow the order of ``groups``; events of other clients are dropped; ``n_codes``
         bounds the client codes. ``by="prefix"`` groups by network prefix instead (``groups`` are then
-        prefix codes): a whole /24 seen as one client.
+        prefix codes): a whole /24 seen as one client. ``opened`` holds the requests open at ``at`` (start
+        records, ``FeatureStream``), None where the log writes none; a prefix row never has them.
         """
         position = np.full(n_codes, -1, dtype=np.int64)
         position[groups] = np.arange(len(groups))
+        open_code = open_ua = open_start = None
+        if opened is not None and by == "client":
+            mine = position[opened.client]
+            open_code, open_ua, open_start = mine[mine >= 0], opened.ua[mine >= 0], opened.start[mine >= 0]
         code = position[ev.prefix if by == "prefix" else ev.client]
         strings = ev.ua
         if by == "prefix":  # one program is one user agent *on one address*: a fleet's hosts share a UA string
@@ -353,20 +362,26 @@ class ClientEvents:
                    path=ev.path[sel], ua=ev.ua[sel], request=ev.request[sel], at=float(at), width=float(width),
                    population=len(np.unique(everyone)), population_failing=len(np.unique(failing)),
                    prefix_source=prefix, population_hold=hold, fleet_ua=strings[sel] if by == "prefix" else None,
-                   poll_source=(ev.path[in_window], ev.duration[in_window], hold))
+                   poll_source=(ev.path[in_window], ev.duration[in_window], hold), open_code=open_code,
+                   open_ua=open_ua, open_start=open_start)
 
     @classmethod
     def from_frame(cls, events: pd.DataFrame, at: float, width: float,
                    clients: np.ndarray | None = None) -> ClientEvents:
-        """The same from an event frame (tests, notebooks); ``clients`` defaults to those in the window."""
+        """The same from an event frame (tests, notebooks); ``clients`` defaults to those in the window.
+        Every start record in ``events`` (status ``OPENED``) is taken as a request open at ``at``: no end
+        is matched to it here (``FeatureStream`` does that), so give only those still open."""
         names, paths, agents, prefixes = Interner(), Interner(), Interner(), Interner()
         if clients is not None:
             names.encode(np.asarray(clients, dtype=object))
         arrays = EventArrays.from_frame(events, names, paths, agents, prefixes)
+        starts = arrays.status == OPENED
+        opened = arrays.take(starts) if starts.any() else None
+        arrays = arrays.take(~starts)
         if clients is None:
             in_window = (arrays.end > at - width) & (arrays.end <= at)
             groups = np.asarray(pd.unique(arrays.client[in_window]), dtype=np.int64)
         else:
             groups = np.arange(len(clients), dtype=np.int64)
-        view = cls.from_arrays(arrays, at, width, groups, len(names))
+        view = cls.from_arrays(arrays, at, width, groups, len(names), opened=opened)
         return replace(view, clients=np.asarray(names.names, dtype=object)[groups])

@@ -10,14 +10,21 @@ duration  float    seconds the request was held; NaN when the format has none (c
 method    str      HTTP method
 path      str      URI path without the query string
 query     str      the query string ("" when none)
-status    int      HTTP status
+status    int      HTTP status; ``OPENED`` (0) for a start record (below)
 bytes     int      response body bytes
 ua        str      user agent ("" when none)
 ========  =======  ===========================================================================
 
+A *start record* is a request's line written when it began (Envoy's ``flush_access_log_on_new_request``,
+``access_log_type`` ``DownstreamStart``): status ``OPENED``, no duration, ``start == end`` = its start.
+The same request's end comes later as an ordinary row. Start records let the feature stage see requests
+still open (a client opening forty polls at once) before any of them ends; ``ended`` drops them for
+whatever counts finished requests.
+
 Lines are bytes or str; invalid UTF-8 is decoded with replacement characters, never rejected. A bad
 line is counted under a reason (``invalid_json``, ``missing_field:<name>``, ``bad_value:<name>``,
-``not_an_object``, ``no_match``, ``empty``) and skipped; it never stops a run.
+``not_an_object``, ``no_match``, ``empty``) and skipped; it never stops a run. Envoy records that are
+neither a request's start nor its end (``DownstreamPeriodic``, ...) are skipped as ``skipped:<type>``.
 """
 
 from __future__ import annotations
@@ -37,6 +44,12 @@ from detector.records import IngestStats
 
 EVENT_COLUMNS = ("client", "start", "end", "duration", "method", "path", "query", "status", "bytes", "ua")
 FORMATS = ("nginx-json", "nginx-combined", "envoy-json", "jsonl")
+#: The status of a start record: the request has begun and has no answer yet.
+OPENED = 0
+#: Envoy's ``access_log_type`` of a start record, and of an ordinary (end-of-request) line.
+_START_TYPE, _END_TYPES = "DownstreamStart", ("DownstreamEnd", "NotSet", "")
+#: nginx's status for a request whose client went away before the answer (Envoy writes 0 and flag DC).
+CLIENT_CLOSED = 499
 
 #: The logical fields of the ``jsonl`` format and what nginx-json names them.
 NGINX_JSON_FIELDS = {
@@ -75,6 +88,8 @@ class JsonlMapping:
     status: str = "status"
     bytes: str | None = "body_bytes_sent"
     ua: str | None = "http_user_agent"
+    log_type: str | None = None  # Envoy's ``access_log_type``: start records and other non-end records
+    flags: str | None = None  # Envoy's ``response_flags``: a 0 status with ``DC`` is a client that left (499)
 
     def __post_init__(self) -> None:
         for key, allowed in (("time_is", ("start", "end")), ("time_unit", ("s", "ms", "iso8601")),
@@ -87,7 +102,7 @@ NGINX_JSON = JsonlMapping()
 ENVOY_JSON = JsonlMapping(
     client="downstream_remote_address", time="start_time", time_is="start", time_unit="iso8601",
     duration="duration", duration_unit="ms", method="method", uri="path", status="response_code",
-    bytes="bytes_sent", ua="user_agent",
+    bytes="bytes_sent", ua="user_agent", log_type="access_log_type", flags="response_flags",
 )
 
 
@@ -106,6 +121,18 @@ class ParsedBatch:
 
     events: pd.DataFrame
     stats: IngestStats = field(default_factory=IngestStats)
+
+
+def ended(events: pd.DataFrame) -> pd.DataFrame:
+    """``events`` without start records: the requests that finished (what request counts count).
+
+    >>> b = parse_lines(['{"start_time":"2026-11-29T00:00:00.000Z","downstream_remote_address":"10.0.0.1:5",'
+    ...                  '"access_log_type":"DownstreamStart","response_code":0,"duration":null}'], "envoy-json")
+    >>> len(b.events), len(ended(b.events))
+    (1, 0)
+    """
+    opened = events["status"].to_numpy() == OPENED
+    return events[~opened] if opened.any() else events
 
 
 def empty_events() -> pd.DataFrame:
@@ -242,6 +269,15 @@ def _parse_json_lines(lines: list[bytes | str], mapping: JsonlMapping, key: Clie
         t = _numbers(raw_time) / (1000.0 if mapping.time_unit == "ms" else 1.0)
     duration = _numbers(raw_duration) / (1000.0 if mapping.duration_unit == "ms" else 1.0)
     status = _numbers(raw_status)
+    kind = _strings(_field(objs, mapping.log_type)) if mapping.log_type else np.full(n, "", dtype=object)
+    start_record = kind == _START_TYPE
+    other_record = ~start_record & ~np.isin(kind, _END_TYPES)
+    if start_record.any():  # no answer and no duration yet, whatever the line says
+        status[start_record], duration[start_record] = OPENED, np.nan
+    if mapping.flags:
+        gone = (status == 0) & ~start_record & pd.Series(_strings(_field(objs, mapping.flags)), dtype=object) \
+            .str.contains("DC", regex=False).to_numpy(dtype=bool)
+        status[gone] = CLIENT_CLOSED
 
     # the first failing check names the reason, in this order
     checks = [
@@ -251,10 +287,13 @@ def _parse_json_lines(lines: list[bytes | str], mapping: JsonlMapping, key: Clie
         (_missing(client), f"missing_field:{client_field}"),
         (_missing(raw_time), f"missing_field:{mapping.time}"),
         (~np.isfinite(t), f"bad_value:{mapping.time}"),
-        (~_missing(raw_duration) & ~(duration >= 0), f"bad_value:{mapping.duration}"),
-        (_missing(raw_status), f"missing_field:{mapping.status}"),
-        (~((status >= 100) & (status <= 999) & (np.floor(status) == status)), f"bad_value:{mapping.status}"),
+        (~_missing(raw_duration) & ~(duration >= 0) & ~start_record, f"bad_value:{mapping.duration}"),
+        (_missing(raw_status) & ~start_record, f"missing_field:{mapping.status}"),
+        (~((status >= 100) & (status <= 999) & (np.floor(status) == status)) & ~start_record,
+         f"bad_value:{mapping.status}"),
     ]
+    for name in np.unique(kind[other_record & ~empty & ~invalid & is_obj]).tolist():
+        checks.insert(3, (other_record & (kind == name), f"skipped:{name}"))
     bad: dict[str, int] = {}
     rejected = np.zeros(n, dtype=bool)
     for mask, reason in checks:

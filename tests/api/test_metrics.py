@@ -57,3 +57,20 @@ def test_each_app_has_its_own_registry(make_server):
     m1, m2 = samples(http1.get("/metrics").text), samples(http2.get("/metrics").text)
     ok = ("detector_http_requests_total", (("code", "200"), ("decision", "-"), ("endpoint", "/healthz")))
     assert m1[ok] == 2 and ok not in m2
+
+
+def test_metrics_follow_envoy_start_records(make_server):
+    import pandas as pd
+
+    service, http, _clock = make_server(now=T0 + 300)
+    traffic = poll_traffic(clients=3, seconds=30)
+    # a start record for each request, and two more requests begun that have not ended
+    starts = traffic.assign(end=traffic["start"], duration=float("nan"), status=0)
+    still = starts.iloc[:2].assign(start=T0 + 40.0, end=T0 + 40.0)
+    later = traffic.iloc[:1].assign(start=T0 + 200.0, end=T0 + 201.0)  # closes every tick before it
+    service.ingest(pd.concat([starts, traffic, still, later]).sort_values("end", kind="stable"), IngestStats())
+    m = samples(http.get("/metrics").text)
+    assert m[("detector_open_requests", ())] == 2
+    assert m[("detector_start_records_total", (("outcome", "closed"),))] == len(traffic)
+    assert m[("detector_start_records_total", (("outcome", "expired"),))] == 0
+    assert m[("detector_start_records_total", (("outcome", "refused"),))] == 0

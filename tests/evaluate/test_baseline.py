@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from detector.evaluate.baseline import RequestTimes, best_limit, max_window_counts
@@ -62,6 +63,20 @@ def test_windows_count_request_starts_or_ends_when_the_format_has_no_duration():
     assert times.basis == "request start time (end time for 2 requests without a duration)"
 
 
+def test_a_request_counts_once_though_envoy_also_logged_its_start():
+    import orjson
+
+    rec = {"downstream_remote_address": "192.0.2.1:4000", "path": "/v1/poll", "method": "GET"}
+    lines = [orjson.dumps({**rec, "start_time": f"1970-01-01T00:16:{s:02d}Z", "access_log_type": kind,
+                           "response_code": 0 if kind == "DownstreamStart" else 204,
+                           "duration": None if kind == "DownstreamStart" else 25000})
+             for s in (40, 50) for kind in ("DownstreamStart", "DownstreamEnd")]
+    times = RequestTimes()
+    times.add(parse_lines(lines, "envoy-json").events)
+    assert times.requests == 2 and times.without_duration == 0
+    assert times.max_counts()["192.0.2.1"] == 2
+
+
 def test_best_limit_scans_every_distinct_rate():
     # rates 10 50 5 60, abusive: 50 and 60.
     #   L=59: TP1 FP0 FN1 -> F1 2/3;  L=49: TP2 -> 1.0;  L=9: TP2 FP1 -> 4/5;  L=4: TP2 FP2 -> 4/6;
@@ -85,3 +100,20 @@ def test_best_limit_without_attackers_or_requests():
     assert best_limit(np.array([3, 5]), np.array([False, False])).limit == 5  # flag nobody
     quiet = best_limit(np.array([0, 0]), np.array([True, False]))
     assert quiet.limit == 0 and quiet.curve["f1"].tolist() == [0.0]
+
+
+def test_a_start_record_shows_its_request_when_it_starts():
+    import orjson
+
+    rec = {"downstream_remote_address": "192.0.2.7:4000", "path": "/v1/poll", "method": "GET"}
+    start = orjson.dumps({**rec, "start_time": "1970-01-01T00:16:40Z", "access_log_type": "DownstreamStart",
+                          "response_code": 0, "duration": None})
+    end = orjson.dumps({**rec, "start_time": "1970-01-01T00:16:40Z", "access_log_type": "DownstreamEnd",
+                        "response_code": 204, "duration": 25000})
+    since = pd.Series({"192.0.2.7": 990.0})
+    with_start, ends_only = RequestTimes(), RequestTimes()
+    with_start.add(parse_lines([start, end], "envoy-json").events)
+    ends_only.add(parse_lines([end], "envoy-json").events)
+    # begun at 1000 (16:40), answered at 1025: the start record showed it at 1000, the end line at 1025
+    assert with_start.first_seen(since).to_dict() == {"192.0.2.7": 1000.0}
+    assert ends_only.first_seen(since).to_dict() == {"192.0.2.7": 1025.0}

@@ -168,8 +168,9 @@ def test_gaps_follow_each_user_agent_apart():
 
 
 def test_repeated_answers_count_the_same_request_answered_again():
-    # r replays cursor=0 three times with data (2 repeats), plus one empty 204 and one 404 of the same
-    # request that do not count; m moves its cursor on (no repeat); 30 s window -> counts x 2 per minute
+    # r replays cursor=0 three times with data (2 repeats, of which the second counts: asking once more is
+    # ordinary), plus one empty 204 and one 404 of the same request that do not count; m moves its cursor
+    # on (no repeat); 30 s window -> counts x 2 per minute
     frame = events([
         dict(client="r", start=71, end=71.1, query="cursor=0", bytes=30_000),
         dict(client="r", start=72, end=72.1, query="cursor=0", bytes=30_000),
@@ -183,14 +184,14 @@ def test_repeated_answers_count_the_same_request_answered_again():
         dict(client="m", start=97, end=97.1, method="POST", path="/v1/publish", bytes=20),  # repeat
         # n: two colleagues behind one NAT, one browser build, poll cursor=3 at once and are answered
         # together (a repeat, but asked before the first answer came: no replay); s loads one script
-        # bundle three times (2 repeats, not of a poll)
+        # bundle three times (2 repeats, the second counts; not of a poll)
         dict(client="n", start=80, end=90, query="cursor=3", bytes=400),
         dict(client="n", start=81, end=90.001, query="cursor=3", bytes=400),
         *[dict(client="s", start=t, end=t + 0.2, path="/static/app.js", bytes=190_000) for t in (75, 85, 95)],
         # v: a PDF viewer fetching one file by ranges (206), one after the other: parts, not repeats
         *[dict(client="v", start=t, end=t + 0.5, path="/doc.pdf", status=206, bytes=65_536) for t in (80, 81, 82)],
         # w: /big answered at 76, asked again at 77 (a slow answer, until 87: a repeat) and at 78 (while the
-        # slow one still runs, but after the first had come: a repeat too)
+        # slow one still runs, but after the first had come: a repeat too, the second: it counts)
         dict(client="w", start=75, end=76, path="/big", bytes=1_000),
         dict(client="w", start=77, end=87, path="/big", bytes=1_000),
         dict(client="w", start=78, end=79, path="/big", bytes=1_000),
@@ -198,18 +199,19 @@ def test_repeated_answers_count_the_same_request_answered_again():
     ev = ClientEvents.from_frame(frame, at=100.0, width=30.0,
                                  clients=np.array(["r", "m", "n", "s", "v", "w"], dtype=object))
     # n's colleagues asked at once (neither had the answer yet): no repeat
-    np.testing.assert_allclose(f.repeated_answers_per_ua_per_minute(ev), [4.0, 0.0, 0.0, 4.0, 0.0, 4.0])
-    # the repeats' bytes: r's second and third answers, 30,000 + 31,000, twice a minute; s's bundle twice
+    np.testing.assert_allclose(f.repeated_answers_per_ua_per_minute(ev), [2.0, 0.0, 0.0, 2.0, 0.0, 2.0])
+    # the counted repeats' bytes, twice a minute: r's third answer (31,000), s's third bundle, w's 78
     np.testing.assert_allclose(f.repeated_bytes_per_ua_per_minute(ev),
-                               [122_000.0, 0.0, 0.0, 760_000.0, 0.0, 4_000.0])
+                               [62_000.0, 0.0, 0.0, 380_000.0, 0.0, 2_000.0])
     # writes: m's two POSTs in 30 s, 4 a minute over its 2 user agents = 2
     np.testing.assert_allclose(f.writes_per_ua_per_minute(ev), [0.0, 2.0, 0.0, 0.0, 0.0, 0.0])
     # user agents on a single request answered within 1 s: none (m's "other" made one poll, held 5 s;
     # every other agent asked two or more times)
     np.testing.assert_allclose(f.quick_one_off_agents(ev), [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     # the window's hold (99th percentile of durations) is 22.0 s and only r's 25 s poll was held half of
-    # it or more: /v1/poll is the long-poll endpoint. Replays: r's two, each asked after the earlier answer
-    np.testing.assert_allclose(f.replayed_polls_per_ua_per_minute(ev), [4.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    # it or more: /v1/poll is the long-poll endpoint. Replays: r's two, each asked after the earlier answer;
+    # the second counts
+    np.testing.assert_allclose(f.replayed_polls_per_ua_per_minute(ev), [2.0, 0.0, 0.0, 0.0, 0.0, 0.0])
 
 
 def test_prefix_view_counts_every_address_of_the_prefix():
@@ -317,3 +319,27 @@ def test_quick_one_off_agents_count_strings_used_once_and_answered_at_once():
     np.testing.assert_allclose(f.quick_one_off_agents(ev), [4.0])
     no_durations = events([dict(r, duration=float("nan")) for r in rows])
     assert np.isnan(f.quick_one_off_agents(ClientEvents.from_frame(no_durations, at=60.0, width=60.0))).all()
+
+
+def test_open_surge_per_ua_is_what_is_open_now_beyond_the_windows_mean():
+    # window (90, 100]. client g: ua X answered a poll held 80..95 (5 s inside) and has two open, since 92
+    # and 99 (start records: status 0; 8 s and 1 s inside); ua Y one open since 85 (10 s inside); ua Z
+    # only a refused 401, 95.5..96 (0.5 s). Open now: 3. Mean open: (5 + 8 + 1 + 10 + 0.5) / 10 = 2.45.
+    # User agents: X and Y (Z was only refused) -> (3 - 2.45) / 2 = 0.275
+    # client h: answered 91..99, nothing open -> (0 - 0.8) / 1 = -0.8
+    opened = dict(duration=float("nan"), status=0)
+    frame = events([
+        dict(client="g", start=80.0, end=95.0, ua="X"),
+        dict(client="g", start=92.0, end=92.0, ua="X", **opened),
+        dict(client="g", start=99.0, end=99.0, ua="X", **opened),
+        dict(client="g", start=85.0, end=85.0, ua="Y", **opened),
+        dict(client="g", start=95.5, end=96.0, status=401, ua="Z", path="/login"),
+        dict(client="h", start=91.0, end=99.0),
+    ])
+    ev = ClientEvents.from_frame(frame, at=100.0, width=10.0, clients=np.array(["g", "h"], dtype=object))
+    np.testing.assert_allclose(f.open_surge_per_ua(ev), [0.275, -0.8])
+    assert ev.count.tolist() == [2.0, 1.0]  # start records are not requests of the window
+
+
+def test_open_surge_is_nan_where_the_log_writes_no_start_records(ev):
+    assert np.isnan(f.open_surge_per_ua(ev)).all()

@@ -157,3 +157,88 @@ def test_a_prefix_scored_whole_sums_its_addresses_4xx_per_user_agent_string():
     assert np.isnan(one["fleet_client_errors_per_ua_10s"]) and one["client_errors_per_ua_10s"] == pytest.approx(6)
     # the neighbours' view is the same for the /24 row as for its addresses: 8 failures / one UA string
     assert whole["prefix_failures_per_ua_60s"] == one["prefix_failures_per_ua_60s"] == pytest.approx(8)
+
+
+def _opened(client: str, start: float, ua: str = "ua", path: str = "/v1/poll") -> dict:
+    """A start record (Envoy's DownstreamStart): status 0, no duration, end = start."""
+    return dict(client=client, start=start, end=start, duration=float("nan"), status=0, ua=ua, path=path)
+
+
+def _surge(frame, client: str) -> float:
+    row = list(frame.clients).index(client)
+    return float(frame.raw[row, FEATURE_NAMES.index("open_surge_per_ua_10s")])
+
+
+def test_start_records_show_open_requests_before_any_ends_and_close_with_their_end():
+    s = FeatureStream(tick=2.0, lateness=0.0)
+    # "p" opens 30 polls at 100.0-100.9; nothing of "p" ends before 125; "q" polls on as usual, and its
+    # request begun at 101.2 (after the first start record) ends with its start record: they match
+    opens = [_opened("p", 100.0 + 0.03 * i) for i in range(30)]
+    frames = list(s.push(events(opens + [dict(client="q", start=80.0, end=101.0), _opened("q", 101.2),
+                                         dict(client="q", start=101.2, end=101.5),
+                                         dict(client="q", start=101.7, end=103.5)])))
+    # tick 102 (closed once q's 103.5 came): p's 30 polls are open, one user agent; over (92, 102] they were
+    # open 2.0 - 0.03 i s each: 60 - 0.03 * 435 = 46.95 s in all, a mean of 4.695 -> 30 - 4.695 beyond it
+    assert [(f.at, sorted(f.clients)) for f in frames] == [(102.0, ["p", "q"])]
+    assert _surge(frames[0], "p") == pytest.approx(30 - 4.695)
+    assert s.open_requests == 30
+    # 29 of p's polls end at 125.x (the same request: client, user agent, path, start); one stays open
+    ends = [dict(client="p", start=100.0 + 0.03 * i, end=125.0 + 0.03 * i) for i in range(29)]
+    frames = list(s.push(events(ends + [dict(client="q", start=126.0, end=130.0)])))
+    assert s.open_requests == 1
+    assert [(f.at, list(f.clients)) for f in frames] == [(104.0, ["q"]), (126.0, ["p"]), (130.0, ["q"])]
+    # tick 126: one poll still open, the whole window: 1 now; the mean over (116, 126] is 29 polls open
+    # until 125.0 + 0.03 i (9.0 + 0.03 i s each: 261 + 12.18) plus the open one's 10 s: 28.318 -> 1 - 28.318
+    assert _surge(frames[1], "p") == pytest.approx(1 - 28.318)
+    assert s.counters.events == 34 + 30
+    assert (s.counters.open_closed, s.counters.open_expired) == (30, 0)
+
+
+def test_an_open_request_whose_end_never_comes_is_forgotten_after_max_open():
+    s = FeatureStream(tick=1.0, lateness=0.0, max_open=30.0)
+    list(s.push(events([_opened("p", 10.0), _opened("p", 10.0), dict(client="q", start=5.0, end=11.0)])))
+    assert s.open_requests == 2
+    # one end closes one of the two identical requests
+    list(s.push(events([dict(client="p", start=10.0, end=20.0), dict(client="q", start=11.0, end=21.0)])))
+    assert s.open_requests == 1
+    list(s.push(events([dict(client="q", start=21.0, end=41.0), dict(client="q", start=41.0, end=42.0)])))
+    assert s.open_requests == 0  # begun at 10, no end by 41: a lost line
+    assert (s.counters.open_closed, s.counters.open_expired) == (1, 1)
+
+
+def test_a_late_end_still_closes_its_open_request():
+    s = FeatureStream(tick=1.0, lateness=0.0)
+    list(s.push(events([_opened("p", 10.0), dict(client="q", start=5.0, end=12.5)])))  # closes tick (10, 11]
+    list(s.push(events([dict(client="p", start=10.0, end=10.9)])))  # its tick is closed: late
+    assert s.counters.late == 1 and s.open_requests == 0 and s.counters.open_closed == 1
+
+
+def test_open_requests_are_capped():
+    s = FeatureStream(tick=1.0, lateness=0.0, max_open_requests=3)
+    list(s.push(events([_opened("p", 10.0 + 0.1 * i) for i in range(5)] + [dict(client="q", start=5, end=12)])))
+    assert s.open_requests == 3 and s.counters.open_refused == 2
+
+
+def test_start_records_that_no_end_matches_are_not_read():
+    # a filter rewrote the path between Envoy's start record and its end record: no end closes its open
+    # request, so after a minute every poll of "a" would seem open; the feature is NaN instead
+    s = FeatureStream(tick=1.0, lateness=0.0)
+    rows = []
+    for i in range(60):
+        t = 10.0 + i
+        rows += [_opened("a", t, path="/v1/poll"), dict(client="a", start=t, end=t + 0.9, path="/poll")]
+    frames = list(s.push(events(rows))) + list(s.finish())
+    assert s.open_requests == 60 and s.counters.open_closed == 0
+    assert all(np.isnan(_surge(f, "a")) for f in frames if "a" in f.clients)
+    # the same with matching paths: every end closes its start, and the feature is read
+    s = FeatureStream(tick=1.0, lateness=0.0)
+    frames = list(s.push(events([dict(r, path="/v1/poll") for r in rows]))) + list(s.finish())
+    assert s.open_requests == 0 and s.counters.open_closed == 60
+    assert not np.isnan(_surge(frames[-1], "a"))
+
+
+def test_without_start_records_the_open_requests_are_not_measured():
+    s = FeatureStream(tick=1.0, lateness=0.0)
+    frames = list(s.push(events([dict(client="a", start=0.0, end=5.0), dict(client="a", start=5.0, end=9.0)])))
+    frames += list(s.finish())
+    assert all(np.isnan(_surge(f, "a")) for f in frames)

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.ingest.formats import ClientKey, FormatError, JsonlMapping, detect_format, parse_lines
+from detector.ingest.formats import (CLIENT_CLOSED, OPENED, ClientKey, FormatError, JsonlMapping, detect_format, ended,
+                                     parse_lines)
 from detector.ingest.identity import parse_networks
 
 from ..conftest import nginx_line
@@ -117,6 +118,29 @@ def test_envoy_json_logs_the_start_time():
     assert ev["end"].iloc[0] == pytest.approx(1764403225.5)
     assert ev["duration"].iloc[0] == pytest.approx(25.0)
     assert ev["end"].iloc[1] == pytest.approx(1764403201.003)
+
+
+def test_envoy_start_records_are_open_requests_and_a_client_that_left_is_499():
+    base = {"downstream_remote_address": "203.0.113.9:5000", "path": "/v1/poll", "method": "GET", "user_agent": "x"}
+    lines = [orjson.dumps({**base, **extra}) for extra in (
+        {"start_time": "2025-11-29T08:00:00.500Z", "access_log_type": "DownstreamStart", "response_code": 0,
+         "duration": None},
+        {"start_time": "2025-11-29T08:00:00.500Z", "access_log_type": "DownstreamPeriodic", "response_code": 0},
+        {"start_time": "2025-11-29T08:00:00.500Z", "access_log_type": "DownstreamEnd", "response_code": 0,
+         "response_flags": "DC", "duration": 7000},
+        {"start_time": "2025-11-29T08:00:01.000Z", "access_log_type": "DownstreamStart", "duration": "-"},
+        {"start_time": "2025-11-29T08:00:02.000Z", "response_code": 0, "response_flags": "UF", "duration": 3},
+    )]
+    batch = parse_lines(lines, "envoy-json")
+    ev = batch.events
+    # start records: status OPENED, no duration, start == end == the request's start
+    assert ev["status"].tolist() == [OPENED, CLIENT_CLOSED, OPENED]
+    assert ev["duration"].isna().tolist() == [True, False, True]
+    assert ev["end"].tolist() == pytest.approx([1764403200.5, 1764403207.5, 1764403201.0])
+    assert (ev["start"] == ev["end"]).tolist() == [True, False, True]
+    # a periodic record is skipped, not an event; a 0 without DC is no HTTP status
+    assert batch.stats.malformed == {"skipped:DownstreamPeriodic": 1, "bad_value:response_code": 1}
+    assert ended(ev)["status"].tolist() == [CLIENT_CLOSED]
 
 
 def test_jsonl_with_a_field_mapping():

@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 import detector
+from detector.ingest.formats import OPENED, ended, parse_lines
 from detector.sim import ATTACK_CLASSES, NORMAL_CLASSES, simulate
 from detector.sim.attacks import _PROBES, PREFIX_CLASSES
 from detector.sim.service import HOLD
@@ -144,6 +145,33 @@ def test_combined_log_is_the_same_requests_in_the_same_order(run):
         assert tl == datetime.fromtimestamp(sec, timezone.utc).strftime("%d/%b/%Y:%H:%M:%S +0000")
         assert uri == nginx_escape(rec["request_uri"])
         assert ua == (nginx_escape(rec["http_user_agent"]) or "-")
+
+
+def test_envoy_log_is_the_same_requests_with_a_start_record_each(tmp_path):
+    simulate(tmp_path, seed=7, envoy=True, **SMALL)
+    nginx = parse_lines((tmp_path / "access.log").read_bytes().splitlines(), "nginx-json").events
+    raw = (tmp_path / "access_envoy.log").read_bytes().splitlines()
+    batch = parse_lines(raw, "envoy-json")
+    assert batch.stats.rejected == 0 and len(raw) == 2 * len(nginx)
+    envoy = batch.events
+    starts = envoy[envoy["status"] == OPENED]
+    done = ended(envoy)
+    assert len(starts) == len(done) == len(nginx)
+    # written as Envoy writes them: by time, each request's start record before its end
+    written = envoy["end"].to_numpy()
+    assert (np.diff(written) >= -1e-6).all()
+    key = ["client", "start", "path", "query", "ua"]
+    per = envoy.assign(opened=envoy["status"] == OPENED).groupby(key, sort=False)["opened"]
+    assert (per.sum() * 2 == per.size()).all() and per.first().all()  # as many ends as starts, a start first
+    # the ended requests are the nginx log's, a client that left (499) written as 0 with DC
+    cols = ["client", "method", "path", "query", "status", "bytes", "ua"]
+    order = ["client", "end", *cols[1:]]
+    a = nginx.assign(end=nginx["end"].round(3)).sort_values(order).reset_index(drop=True)
+    b = done.assign(end=done["end"].round(3)).sort_values(order).reset_index(drop=True)
+    assert a[cols].equals(b[cols])
+    np.testing.assert_allclose(a["start"], b["start"], atol=2e-3)
+    np.testing.assert_allclose(a["duration"], b["duration"], atol=2e-3)
+    assert b"DC" in b"".join(r for r in raw if b'"response_code":0,"response_flags":"DC"' in r)
 
 
 def test_quotes_and_raw_bytes_are_written_like_nginx(tmp_path):
