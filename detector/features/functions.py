@@ -119,15 +119,20 @@ def early_empty_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     return _matching_per_ua_per_minute(ev, early)
 
 
+def _time_open(ev: ClientEvents) -> np.ndarray:
+    """Per event, the seconds the request was open inside the window ``(at - width, at]`` (0 without a
+    duration)."""
+    overlap = np.clip(np.minimum(ev.end, ev.at) - np.maximum(ev.start, ev.at - ev.width), 0.0, None)
+    return np.nan_to_num(overlap, nan=0.0)
+
+
 def concurrency_per_ua(ev: ClientEvents) -> np.ndarray:
     """Mean number of open requests over the window, per user agent.
 
     The time each request overlapped the window, summed and divided by the window's width. Formats
     without durations give NaN.
     """
-    lo = ev.at - ev.width
-    overlap = np.clip(np.minimum(ev.end, ev.at) - np.maximum(ev.start, lo), 0.0, None)
-    held = ev.total(np.nan_to_num(overlap, nan=0.0)) / ev.width
+    held = ev.total(_time_open(ev)) / ev.width
     return _timed(ev, _per_ua(ev, held))
 
 
@@ -136,9 +141,7 @@ def busiest_agent_concurrency(ev: ClientEvents) -> np.ndarray:
 
     An office behind a NAT spreads its polls over many browser builds; a flood sits on one.
     """
-    lo = ev.at - ev.width
-    overlap = np.clip(np.minimum(ev.end, ev.at) - np.maximum(ev.start, lo), 0.0, None)
-    held, owner = ev.by_agent(np.nan_to_num(overlap, nan=0.0) / ev.width)
+    held, owner = ev.by_agent(_time_open(ev) / ev.width)
     out = np.zeros(ev.n)
     np.maximum.at(out, owner, held)
     return _timed(ev, out)
@@ -159,11 +162,9 @@ def open_surge_per_ua(ev: ClientEvents) -> np.ndarray:
     """
     if ev.open_code is None:
         return np.full(ev.n, np.nan)
-    lo = ev.at - ev.width
     now = np.bincount(ev.open_code, minlength=ev.n).astype(np.float64)
-    ended = np.clip(np.minimum(ev.end, ev.at) - np.maximum(ev.start, lo), 0.0, None)
-    held = ev.total(np.nan_to_num(ended, nan=0.0)) + np.bincount(
-        ev.open_code, weights=ev.at - np.maximum(ev.open_start, lo), minlength=ev.n)
+    held = ev.total(_time_open(ev)) + np.bincount(
+        ev.open_code, weights=ev.at - np.maximum(ev.open_start, ev.at - ev.width), minlength=ev.n)
     agents = counted_agents(np.concatenate([ev.code, ev.open_code]), np.concatenate([ev.ua, ev.open_ua]),
                             np.concatenate([ev.status, np.zeros(len(ev.open_code), dtype=ev.status.dtype)]), ev.n)
     return (now - held / ev.width) / np.maximum(agents, 1.0)

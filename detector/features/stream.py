@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ import pandas as pd
 from detector.features.catalog import FEATURE_NAMES, FEATURES, FeatureSpec, compute_raw
 from detector.features.view import ClientEvents, EventArrays, Interner, group_median
 from detector.ingest.formats import OPENED
+
+if TYPE_CHECKING:
+    from detector.config import FeatureSettings
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,8 @@ class FeatureStream:
     min_matched: float = 0.9
 
     @classmethod
-    def configured(cls, settings, *, live: bool = False) -> FeatureStream:
-        """The stream ``settings`` (``detector.config.FeatureSettings``) describe; ``live`` adds the cap on
+    def configured(cls, settings: FeatureSettings, *, live: bool = False) -> FeatureStream:
+        """The stream ``settings`` describe; ``live`` adds the cap on
         clients tracked (``max_clients``) that a service needs and a replay of a finished log does not."""
         return cls(tick=settings.tick, lateness=settings.lateness, prefix_clients=settings.prefix_clients,
                    max_open=settings.max_open, max_open_requests=settings.max_open_requests,
@@ -146,8 +149,7 @@ class FeatureStream:
         for a, b in zip(starts, stops):
             at = float(cuts[a])
             batch = pending.take(slice(a, b))
-            opening = np.unique(batch.client[batch.status == OPENED])
-            batch = self._track_open(batch, at)
+            batch, opening = self._track_open(batch, at)
             codes = np.union1d(np.unique(batch.client), self._doubled(opening))
             held = self._held
             self._held = EventArrays.concat([held.take(held.end > at - self._horizon), batch])
@@ -189,11 +191,13 @@ class FeatureStream:
                 raw = np.vstack([raw, compute_raw(by_prefix, self.specs)])
         return FeatureFrame(at, names, raw, spec_names, failing)
 
-    def _track_open(self, batch: EventArrays, at: float) -> EventArrays:
+    def _track_open(self, batch: EventArrays, at: float) -> tuple[EventArrays, np.ndarray]:
         """Move the tick's start records to the open requests (at most ``max_open_requests``), close those
-        whose end is in ``batch``, forget those older than ``max_open``; return the batch's ended requests."""
+        whose end is in ``batch``, forget those older than ``max_open``; return the batch's ended requests
+        and the clients (sorted codes) whose start records it held."""
         starts = batch.status == OPENED
-        if starts.any():
+        opening = np.unique(batch.client[starts])
+        if len(opening):
             new = batch.take(starts)
             room = max(self.max_open_requests - len(self._open), 0)
             if len(new) > room:
@@ -211,7 +215,7 @@ class FeatureStream:
             if not fresh.all():
                 self.counters.open_expired += int((~fresh).sum())
                 self._open = self._open.take(fresh)
-        return batch
+        return batch, opening
 
     def _close_open(self, ended: EventArrays) -> None:
         """Close the open requests whose ends are in ``ended``, and note how many of its requests begun since
