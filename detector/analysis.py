@@ -80,7 +80,7 @@ def read_events(paths: Iterable[str | Path], fmt: str = "auto", *, start: float 
                 end: float | None = None, mapping: JsonlMapping | None = None, key: ClientKey | None = None,
                 progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, IngestStats]:
     """Every parsed event of the logs whose ``end`` lies in ``[start, end)``, in one frame, and the counts.
-    Start records (Envoy's line at a request's start) are left out: each request is its ended row.
+    Start records (a gateway's line at a request's start) are left out: each request is its ended row.
 
     Uses the service's parsers (``read_batches``); the whole range is held in memory, so give a time
     range for logs of many millions of lines.

@@ -49,7 +49,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     summary = simulate(args.out, minutes=args.minutes, seed=args.seed, clients=args.clients,
                        attackers=args.attackers, attacks=not args.no_attacks, hold=args.hold, envoy=args.envoy,
-                       progress=_say)
+                       nginx_starts=args.nginx_starts, progress=_say)
     _say(f"wrote {summary.lines} lines for {summary.clients} clients ({summary.attackers} abusive) "
          f"to {args.out} in {time.monotonic() - t0:.1f} s")
     return 0
@@ -247,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"seconds the server holds a poll with nothing to answer (default {HOLD:g})")
     s.add_argument("--envoy", action="store_true",
                    help="also write access_envoy.log: Envoy JSON with a record at each request's start")
+    s.add_argument("--nginx-starts", action="store_true",
+                   help="also write access_starts.log: access.log with a line at each request's start, as "
+                        "deploy/nginx/nginx.conf.template has nginx write it")
     s.set_defaults(func=cmd_simulate)
 
     t = sub.add_parser("train", help="fit a model artifact from logs")

@@ -84,7 +84,7 @@ class FeatureSettings(_Section):
                              "clients are counted, not tracked (a spoofed-address flood)")
     prefix_clients: int = Field(2, ge=0, le=65536, description="an IPv4 /24 or IPv6 /64 with this many active "
                                 "addresses is also scored as one client, its verdicts covering the prefix (0: never)")
-    max_open: float = Field(600.0, gt=0, le=86_400, description="seconds a request begun (an Envoy start record) "
+    max_open: float = Field(600.0, gt=0, le=86_400, description="seconds a request begun (a start record) "
                             "waits for its end before it is forgotten")
     max_open_requests: int = Field(200_000, ge=0, le=100_000_000, description="requests begun and not ended held "
                                    "at most; further start records are counted, not held")

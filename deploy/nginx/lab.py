@@ -15,6 +15,8 @@ stop event and a deadline; every process is stopped by ``close()``.
   ``Retry-After``.
 * ``ReconnectLoop``: the abusive client: opens a poll, gives up after ~50 ms (nginx logs a 499) and
   opens the next at once, some 15 a second.
+* ``Pinger``: a polite monitor: ``GET /v1/ping?seq=N`` once a second.
+* ``ParallelFlood``: another: holds ``width`` polls open at once, each re-opened as soon as it ends.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ TEMPLATE = HERE / "nginx.conf.template"
 REPO = HERE.parents[1]
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"
 SCRIPT = "python-requests/2.32.3"
+MONITOR = "Uptime-Kuma/1.23.16"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -330,6 +333,22 @@ class Client(threading.Thread):
     def statuses(self, since: float = 0.0) -> list[int]:
         return [a.status for a in list(self.answers) if a.at >= since]
 
+    def get(self, path: str, agent: str, timeout: float = 40.0) -> Answer:
+        """One ``GET`` from ``source`` on a connection of its own; recorded in ``answers``."""
+        sent = time.time()
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout, source_address=(self.source, 0))
+        try:
+            conn.request("GET", path, headers={"User-Agent": agent})
+            r = conn.getresponse()
+            r.read()
+            answer = Answer(sent, r.status, r.getheader("X-Authz-Decision", ""), r.getheader("Retry-After", ""))
+        except OSError:
+            answer = Answer(sent, 0)
+        finally:
+            conn.close()
+        self.answers.append(answer)
+        return answer
+
 
 class Poller(Client):
     """The polite client (see the module docstring)."""
@@ -338,21 +357,24 @@ class Poller(Client):
         rng = random.Random(self.source)
         cursor = 0
         while self.running():
-            sent = time.time()
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=15, source_address=(self.source, 0))
-            try:
-                conn.request("GET", f"/v1/poll?cursor={cursor}", headers={"User-Agent": BROWSER})
-                r = conn.getresponse()
-                r.read()
-                answer = Answer(sent, r.status, r.getheader("X-Authz-Decision", ""), r.getheader("Retry-After", ""))
-            except OSError:
-                answer = Answer(sent, 0)
-            finally:
-                conn.close()
-            self.answers.append(answer)
+            answer = self.get(f"/v1/poll?cursor={cursor}", BROWSER)
             cursor += answer.status == 200
             pause = float(answer.retry_after) if answer.retry_after.isdigit() else rng.uniform(0.1, 0.6)
             self.stop_event.wait(pause if answer.status else 1.0)
+
+
+class Pinger(Client):
+    """A polite client of another kind, a monitor: ``GET /v1/ping?seq=N`` (answered at once) every ``every``
+    seconds."""
+
+    every: float = 1.0
+
+    def run(self) -> None:
+        seq = 0
+        while self.running():
+            seq += 1
+            self.get(f"/v1/ping?seq={seq}", MONITOR, timeout=10)
+            self.stop_event.wait(self.every)
 
 
 class ReconnectLoop(Client):
@@ -405,6 +427,30 @@ class ReconnectLoop(Client):
         headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])}
         return Answer(sent, int(head[0].split()[1]), headers.get("x-authz-decision", ""),
                       headers.get("retry-after", ""))
+
+
+class ParallelFlood(Client):
+    """The other abusive client (see the module docstring): ``width`` threads each poll in a loop, all
+    opened within ``ramp`` seconds. ``answers`` holds every finished poll."""
+
+    width: int = 30
+    ramp: float = 1.0
+
+    def run(self) -> None:
+        polls = [threading.Thread(target=self._poll_loop, args=(i,), daemon=True) for i in range(self.width)]
+        for i, poll in enumerate(polls):
+            if self.stop_event.wait(self.ramp / self.width):
+                break
+            poll.start()
+        for poll in polls:
+            if poll.is_alive():
+                poll.join()
+
+    def _poll_loop(self, i: int) -> None:
+        while self.running():
+            answer = self.get(f"/v1/poll?cursor=0&n={i}", SCRIPT)
+            if answer.status in (403, 429) or not answer.status:
+                self.stop_event.wait(0.5)
 
 
 def loopback_sources_work(sources: list[str]) -> bool:

@@ -25,10 +25,13 @@ rejected_full (events):
   ``detector_clients_tracked``, ``detector_clients_refused_total`` and ``detector_events_refused_total``
   (past ``features.max_clients``), ``detector_clients_evicted_total`` (idle), ``detector_observations``
   and ``detector_observations_evicted_total`` (past ``store.max_observations``);
-* from Envoy start records: ``detector_open_requests`` (begun, not yet ended), and
+* from start records: ``detector_open_requests`` (begun, not yet ended), and
   ``detector_start_records_total{outcome}``: ``closed`` by their end, ``expired`` (no end within
   ``features.max_open``: many of these mean the start and end records of a request do not match, and
-  the open-requests feature is not read), ``refused`` (past ``features.max_open_requests``).
+  the open-requests feature is not read), ``refused`` (past ``features.max_open_requests``); and
+  ``detector_start_records_matched_ratio``, the share of recent ends that found their start record:
+  below 0.9 the open-requests feature is not read (ends of a location that writes no start lines, a
+  filter that rewrites the path between the two records).
 """
 
 from __future__ import annotations
@@ -97,8 +100,11 @@ class ServiceCollector(Collector):
                                   value=c.refused_events)
         yield CounterMetricFamily("detector_clients_evicted", "idle clients forgotten by the feature stream",
                                   value=c.evicted_clients)
-        yield GaugeMetricFamily("detector_open_requests", "requests begun (Envoy start records) and not yet ended",
+        yield GaugeMetricFamily("detector_open_requests", "requests begun (start records) and not yet ended",
                                 value=stream.open_requests)
+        yield GaugeMetricFamily("detector_start_records_matched_ratio",
+                                f"share of recent ends that closed a start record (open requests are read at "
+                                f">= {stream.min_matched}; NaN without start records)", value=stream.matched_share)
         opened = CounterMetricFamily("detector_start_records", "start records by what became of them",
                                      labels=["outcome"])
         for outcome, n in (("closed", c.open_closed), ("expired", c.open_expired), ("refused", c.open_refused)):

@@ -6,7 +6,7 @@ since the last tick are featurised over each window; a tick is closed once the n
 ``lateness`` seconds past it, so lines that arrive a little out of order still land in the right
 window. Lines older than that are counted as ``late`` and dropped.
 
-Start records (``detector.ingest.formats.OPENED``: Envoy's line at a request's start) are not events of
+Start records (``detector.ingest.formats.OPENED``: Envoy's or nginx's line at a request's start) are not events of
 the windows: each is held as an *open request* of its client from the tick it falls in until the same
 request's end arrives (or ``max_open`` seconds pass without it: a lost line), for the features that
 read what is open now (``ClientEvents.open_code``). A tick's start records featurise their client only
@@ -252,6 +252,12 @@ class FeatureStream:
         base = int(self._open.ua.max()) + 1
         pairs, counts = np.unique(self._open.client[mine] * base + self._open.ua[mine], return_counts=True)
         return np.unique(pairs[counts >= 2] // base)
+
+    @property
+    def matched_share(self) -> float:
+        """The share of recent ends that closed an open request (``_open_usable`` reads open requests only
+        while it is at least ``min_matched``); NaN before any start record or end came."""
+        return self._ends_matched / self._ends_seen if self._ends_seen > 0 else math.nan
 
     @property
     def open_requests(self) -> int:

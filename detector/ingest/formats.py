@@ -15,8 +15,13 @@ bytes     int      response body bytes
 ua        str      user agent ("" when none)
 ========  =======  ===========================================================================
 
-A *start record* is a request's line written when it began (Envoy's ``flush_access_log_on_new_request``,
-``access_log_type`` ``DownstreamStart``): status ``OPENED``, no duration, ``start == end`` = its start.
+A *start record* is a request's line written when it began: status ``OPENED``, no duration,
+``start == end`` = its start. Envoy writes one with ``flush_access_log_on_new_request`` (``access_log_type``
+``DownstreamStart``); nginx, from the ``auth_request`` subrequest made at each request's start
+(``log_subrequest on`` in the auth location, a ``log_format`` with ``"phase":"start"``: see
+``deploy/nginx/nginx.conf.template``). nginx's ``$msec`` there is when the subrequest ended and its
+``$request_time`` counts from the main request's start, so ``msec - request_time`` is the same start, to the
+millisecond, as the request's own end line gives.
 The same request's end comes later as an ordinary row. Start records let the feature stage see requests
 still open (a client opening forty polls at once) before any of them ends; ``ended`` drops them for
 whatever counts finished requests.
@@ -46,8 +51,8 @@ EVENT_COLUMNS = ("client", "start", "end", "duration", "method", "path", "query"
 FORMATS = ("nginx-json", "nginx-combined", "envoy-json", "jsonl")
 #: The status of a start record: the request has begun and has no answer yet.
 OPENED = 0
-#: Envoy's ``access_log_type`` of a start record, and of an ordinary (end-of-request) line.
-_START_TYPE, _END_TYPES = "DownstreamStart", ("DownstreamEnd", "NotSet", "")
+#: A start record's ``access_log_type`` (Envoy) or ``phase`` (nginx), and those of an ordinary (end-of-request) line.
+_START_TYPES, _END_TYPES = ("DownstreamStart", "start"), ("DownstreamEnd", "NotSet", "end", "")
 #: nginx's status for a request whose client went away before the answer (Envoy writes 0 and flag DC).
 CLIENT_CLOSED = 499
 
@@ -88,7 +93,7 @@ class JsonlMapping:
     status: str = "status"
     bytes: str | None = "body_bytes_sent"
     ua: str | None = "http_user_agent"
-    log_type: str | None = None  # Envoy's ``access_log_type``: start records and other non-end records
+    log_type: str | None = None  # Envoy's ``access_log_type``, nginx's ``phase``: start records and other non-end records
     flags: str | None = None  # Envoy's ``response_flags``: a 0 status with ``DC`` is a client that left (499)
 
     def __post_init__(self) -> None:
@@ -98,7 +103,7 @@ class JsonlMapping:
                 raise ValueError(f"jsonl mapping {key}={getattr(self, key)!r}: expected one of {allowed}")
 
 
-NGINX_JSON = JsonlMapping()
+NGINX_JSON = JsonlMapping(log_type="phase")
 ENVOY_JSON = JsonlMapping(
     client="downstream_remote_address", time="start_time", time_is="start", time_unit="iso8601",
     duration="duration", duration_unit="ms", method="method", uri="path", status="response_code",
@@ -270,9 +275,11 @@ def _parse_json_lines(lines: list[bytes | str], mapping: JsonlMapping, key: Clie
     duration = _numbers(raw_duration) / (1000.0 if mapping.duration_unit == "ms" else 1.0)
     status = _numbers(raw_status)
     kind = _strings(_field(objs, mapping.log_type)) if mapping.log_type else np.full(n, "", dtype=object)
-    start_record = kind == _START_TYPE
+    start_record = np.isin(kind, _START_TYPES)
     other_record = ~start_record & ~np.isin(kind, _END_TYPES)
     if start_record.any():  # no answer and no duration yet, whatever the line says
+        if mapping.time_is == "end":  # nginx: written when the auth subrequest ended, ``request_time`` after the start
+            t = np.where(start_record, t - np.nan_to_num(duration), t)
         status[start_record], duration[start_record] = OPENED, np.nan
     if mapping.flags:
         gone = (status == 0) & ~start_record & pd.Series(_strings(_field(objs, mapping.flags)), dtype=object) \

@@ -24,7 +24,7 @@ from .attacks import run as run_actor
 from .populations import FLEET_ADDRESSES, FLEET_V6, Fleet, World, fleet_count
 from .recorder import POST, Recorder
 from .service import HOLD, Service, apply_limits, connections, enforce_outage, limits
-from .writer import write_envoy_log, write_labels, write_logs, write_meta
+from .writer import write_envoy_log, write_labels, write_logs, write_meta, write_nginx_starts
 
 NORMAL_CLASSES = ("browser", "mobile", "consumer", "nat_office", "health_checker", "fleet")
 
@@ -270,7 +270,7 @@ def _fleets_meta(plan: tuple[_Client, ...], in_log: set[int]) -> list[dict]:
 
 def simulate(out_dir: str | Path, *, minutes: float = 60, seed: int = 0, clients: int = 2000,
              attackers: int = 40, attacks: bool = True, operators: int | None = None,
-             start: float = 1764403200.0, hold: float = HOLD, envoy: bool = False,
+             start: float = 1764403200.0, hold: float = HOLD, envoy: bool = False, nginx_starts: bool = False,
              progress: Callable[[str], None] | None = None) -> SimSummary:
     """Simulate ``minutes`` of traffic to the long-poll service and write ``access.log``,
     ``access_combined.log``, ``labels.csv`` and ``meta.json`` into ``out_dir``.
@@ -282,7 +282,9 @@ def simulate(out_dir: str | Path, *, minutes: float = 60, seed: int = 0, clients
     an hour when ``attackers`` > 0; every address is an abusive key in ``labels.csv``). The same
     arguments give byte-identical files. ``hold`` is how long the server holds a poll that has nothing
     to answer (25 s by default; the mobile builds that ask for 10 or 15 s keep asking for that). ``envoy``
-    also writes ``access_envoy.log``: the same requests as Envoy logs them with a record at each start."""
+    also writes ``access_envoy.log``: the same requests as Envoy logs them with a record at each start;
+    ``nginx_starts``, ``access_starts.log``: ``access.log`` with a line at each start too, as nginx writes
+    it with ``deploy/nginx/nginx.conf.template``."""
     began = time.perf_counter()
     tr = generate(minutes=minutes, seed=seed, clients=clients, attackers=attackers, attacks=attacks,
                   operators=operators, start=start, hold=hold, progress=progress)
@@ -301,6 +303,13 @@ def simulate(out_dir: str | Path, *, minutes: float = 60, seed: int = 0, clients
                referer=cols["referer"], proto=cols["proto"], request_ids=request_ids, conn=cols["conn"],
                conn_reqs=cols["conn_reqs"])
     say(f"wrote {n:,} lines")
+    if nginx_starts:
+        paths["access_starts.log"] = out / "access_starts.log"
+        write_nginx_starts(paths["access_starts.log"], paths["access.log"], end_ms=cols["end_ms"],
+                           dur_ms=cols["dur_ms"], client=cols["client"], addrs=[c.addr for c in plan],
+                           method=cols["method"], uri=cols["uri"], ua=cols["ua"], agents=list(tr.agents),
+                           request_ids=request_ids)
+        say(f"wrote {2 * n:,} nginx lines with start lines")
     if envoy:
         paths["access_envoy.log"] = out / "access_envoy.log"
         write_envoy_log(paths["access_envoy.log"], start_ms=cols["start_ms"], dur_ms=cols["dur_ms"],

@@ -1,5 +1,6 @@
 """Writers: ``access.log`` (nginx JSON, ``escape=json``), ``access_combined.log`` (nginx combined),
-optionally ``access_envoy.log`` (Envoy JSON with start records), ``labels.csv`` and ``meta.json``.
+optionally ``access_envoy.log`` (Envoy JSON with start records) and ``access_starts.log`` (``access.log``
+with nginx's start lines), ``labels.csv`` and ``meta.json``.
 
 Both logs come from the same columns, in the same order, as nginx would write them: values of the
 JSON log are strings; the combined log escapes ``"``, ``\\``, control bytes and bytes >= 0x7f as
@@ -27,6 +28,8 @@ _JSON_LINE = (b'{"msec":"%d.%03d","time_iso8601":"%s","remote_addr":"%s","reques
               b'"upstream_response_time":"%s","http_user_agent":%s,"request_id":"%s",'
               b'"connection":"%d","connection_requests":"%d"}\n')
 _COMBINED_LINE = b'%s - - [%s] "%s %s %s" %d %d "%s" "%s"\n'
+_NGINX_START = (b'{"phase":"start","msec":"%d.%03d","remote_addr":"%s","request_method":"%s","request_uri":%s,'
+                b'"status":"200","request_time":"0.000","http_user_agent":%s,"request_id":"%s"}\n')
 _ENVOY_START = (b'{"start_time":"%s.%03dZ","access_log_type":"DownstreamStart","downstream_remote_address":"%s:%d",'
                 b'"method":"%s","path":%s,"user_agent":%s,"x_request_id":"%s","response_code":0,'
                 b'"response_flags":"-","duration":null,"bytes_sent":0}\n')
@@ -148,6 +151,34 @@ def write_envoy_log(path: Path, *, start_ms: np.ndarray, dur_ms: np.ndarray, cli
                 else:
                     out.append(_ENVOY_START % (iso[sc - sec0], m, addr_b[c], pt, meth_b[mt], uj, ua_json[ag], rid))
             f.write(b"".join(out))
+
+
+def write_nginx_starts(path: Path, json_path: Path, *, end_ms: np.ndarray, dur_ms: np.ndarray, client: np.ndarray,
+                       addrs: list[str], method: np.ndarray, uri: np.ndarray, ua: np.ndarray, agents: list[str],
+                       request_ids: bytes) -> None:
+    """``json_path``'s lines (``write_logs``' rows, in the same order) with a start line of each request
+    before them, as ``deploy/nginx/nginx.conf.template`` has nginx write it from the request's auth
+    subrequest (``"phase":"start"``; the answer taken to come at once: ``$msec`` at the request's start,
+    ``$request_time`` 0), in the order written (by time; a start before an end of the same millisecond)."""
+    with open(json_path, "rb") as f:
+        ends = f.read().splitlines(keepends=True)
+    n = len(ends)
+    if n != len(end_ms):
+        raise ValueError(f"{json_path} has {n} lines for {len(end_ms)} rows")
+    start_ms = end_ms - dur_ms
+    sec, ms = np.divmod(start_ms, 1000)
+    addr_b = [a.encode() for a in addrs]
+    ua_json = [json_string(a) for a in agents]
+    meth_b = [m.encode() for m in METHODS]
+    starts = [_NGINX_START % (sc, m, addr_b[c], meth_b[mt], orjson.dumps(u) if u.isascii() else json_string(u),
+                              ua_json[ag], request_ids[32 * i:32 * i + 32])
+              for i, (sc, m, c, mt, u, ag) in enumerate(zip(sec.tolist(), ms.tolist(), client.tolist(),
+                                                            method.tolist(), uri.tolist(), ua.tolist()))]
+    order = np.lexsort((np.repeat(np.array([0, 1], dtype=np.int8), n), np.concatenate([start_ms, end_ms])))
+    lines = starts + ends
+    with open(path, "wb") as f:
+        for a in range(0, 2 * n, 100_000):
+            f.write(b"".join(lines[i] for i in order[a:a + 100_000].tolist()))
 
 
 LABEL_COLUMNS = ("client", "label", "class", "population", "attack_start", "attack_end", "active_in_outage",

@@ -74,3 +74,4 @@ def test_metrics_follow_envoy_start_records(make_server):
     assert m[("detector_start_records_total", (("outcome", "closed"),))] == len(traffic)
     assert m[("detector_start_records_total", (("outcome", "expired"),))] == 0
     assert m[("detector_start_records_total", (("outcome", "refused"),))] == 0
+    assert m[("detector_start_records_matched_ratio", ())] == 1.0  # every end found its start

@@ -8,6 +8,7 @@ import json
 import signal
 import time
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -86,3 +87,71 @@ def _get(lab, front: str, source: str, path: str) -> int:
         return r.status
     finally:
         conn.close()
+
+
+HOLD = 20.0  # seconds the API holds a poll with nothing to answer (no message comes in this test)
+
+
+def test_nginx_start_lines_show_a_parallel_flood_before_any_of_its_polls_ends(lab, nginx_ready, served_model,
+                                                                              tmp_path, cleanup):
+    """The template's auth subrequest writes a start line for every request: thirty polls opened at once are
+    a verdict long before the first of them is answered (and so before nginx writes its usual line)."""
+    from detector.features.stream import _request_keys
+    from detector.features.view import EventArrays, Interner
+    from detector.ingest.formats import OPENED, parse_lines
+
+    api = lab.LongPollAPI(hold=HOLD, every=3600.0).start()
+    cleanup.append(api)
+    detector_port = lab.free_port()
+    nginx = lab.Nginx(tmp_path / "nginx", api.address, f"127.0.0.1:{detector_port}")
+    cleanup.append(nginx.start())
+    detector = lab.Detector(tmp_path / "detector", served_model, tail=[nginx.access_log], port=detector_port,
+                            env={"DETECTOR_API__ALLOW_CACHE_SECONDS": "2"})
+    cleanup.append(detector.start())
+    front = f"127.0.0.1:{nginx.port}"
+    end = time.time() + 60
+
+    polite = lab.Poller(front, "127.0.0.2", end)
+    pinger = lab.Pinger(front, "127.0.0.4", end)  # requests that end meanwhile (see FeatureStream._open_usable)
+    for client in (polite, pinger):
+        client.start()
+        cleanup.append(client)
+    time.sleep(3)
+
+    flood = lab.ParallelFlood(front, "127.0.0.3", end)
+    started = time.time()
+    flood.start()
+    cleanup.append(flood)
+    verdict = None
+    while verdict is None and time.time() < started + HOLD - 2:
+        verdict = next((v for v in detector.verdicts() if v["client"] == "127.0.0.3"
+                        and v["verdict"] in ("throttle", "block")), None)
+        time.sleep(0.2)
+    caught = time.time() - started
+    assert verdict is not None, f"no verdict {HOLD - 2:.0f} s into the flood: {detector.verdicts()}"
+    assert not [a for a in flood.answers if a.at < started + 1.5 and a.status], "a first poll was answered early"
+    print(f"\nparallel flood of {flood.width} polls: verdict {caught:.1f} s after it started, "
+          f"before any of its polls ended (held {HOLD:.0f} s)")
+    assert any("open" in r for r in verdict["reasons"]), verdict["reasons"]
+    # nginx turns its next request away (once the cached allow of at most 2 s has run out)
+    statuses = []
+    while time.time() < started + caught + 4 and 403 not in statuses and 429 not in statuses:
+        statuses.append(_get(lab, front, "127.0.0.3", "/v1/ping"))
+        time.sleep(0.3)
+    assert statuses[-1] in (403, 429), statuses
+    for client in (flood, polite, pinger):
+        client.stop()
+    for client in (polite, pinger):
+        assert client.statuses() and all(s in (200, 204) for s in client.statuses()), (client.source, sorted(set(client.statuses())), [v for v in detector.verdicts() if v["client"] == client.source])
+
+    # the log: a start line before every request's own line, with the same start to the millisecond
+    ev = parse_lines(nginx.access_log.read_bytes().splitlines()).events
+    opened = ev["status"].to_numpy() == OPENED
+    assert opened.sum() >= flood.width + 1
+    interned = [Interner() for _ in range(4)]
+    keys = _request_keys(EventArrays.from_frame(ev, *interned))
+    ended_keys = keys[~opened]
+    assert np.isin(ended_keys, keys[opened]).all(), ev[~opened][~np.isin(ended_keys, keys[opened])]
+    metrics = detector.metrics()
+    assert metrics['detector_start_records_total{outcome="closed"}'] >= 1
+    assert metrics["detector_start_records_matched_ratio"] >= 0.9

@@ -143,6 +143,29 @@ def test_envoy_start_records_are_open_requests_and_a_client_that_left_is_499():
     assert ended(ev)["status"].tolist() == [CLIENT_CLOSED]
 
 
+def test_nginx_start_lines_are_open_requests_that_began_request_time_before_msec():
+    """Lines as the auth subrequest of deploy/nginx's template writes them (values seen with nginx 1.22)."""
+    base = {"remote_addr": "127.0.0.3", "request_method": "GET", "request_uri": "/v1/poll?c=4",
+            "http_user_agent": "curl/7.88.1", "request_id": "f6049663fe307749f5dbff7e6426507d"}
+    lines = [orjson.dumps({**base, **extra}) for extra in (
+        {"phase": "start", "msec": "1795974110.815", "status": "200", "request_time": "0.003"},
+        {"phase": "start", "msec": "1795974111.000", "status": "403"},  # no request_time: at msec
+        {"msec": "1795974112.321", "status": "200", "request_time": "1.509", "body_bytes_sent": "2"},
+        {"phase": "end", "msec": "1795974113.000", "status": "204", "request_time": "0.500"},
+        {"phase": "middle", "msec": "1795974113.000", "status": "204", "request_time": "0.500"},
+    )]
+    batch = parse_lines(lines)  # auto: nginx-json
+    ev = batch.events
+    assert ev["status"].tolist() == [OPENED, OPENED, 200, 204]
+    assert ev["duration"].isna().tolist() == [True, True, False, False]
+    assert ev["start"].tolist() == pytest.approx([1795974110.812, 1795974111.0, 1795974110.812, 1795974112.5])
+    assert ev["end"].tolist() == pytest.approx([1795974110.812, 1795974111.0, 1795974112.321, 1795974113.0])
+    # the start line and the request's own line give the same start to the millisecond
+    assert round(ev["start"].iloc[0] * 1000) == round(ev["start"].iloc[2] * 1000)
+    assert batch.stats.malformed == {"skipped:middle": 1}
+    assert ended(ev)["status"].tolist() == [200, 204]
+
+
 def test_jsonl_with_a_field_mapping():
     mapping = JsonlMapping(client="ip", time="ts", time_unit="ms", time_is="start", duration="ms",
                            duration_unit="ms", method=None, uri="url", status="code", bytes=None, ua=None)

@@ -174,6 +174,21 @@ def test_envoy_log_is_the_same_requests_with_a_start_record_each(tmp_path):
     assert b"DC" in b"".join(r for r in raw if b'"response_code":0,"response_flags":"DC"' in r)
 
 
+def test_nginx_start_log_is_access_log_with_a_start_line_before_each_request(tmp_path):
+    simulate(tmp_path, seed=7, nginx_starts=True, **SMALL)
+    plain = (tmp_path / "access.log").read_bytes().splitlines()
+    raw = (tmp_path / "access_starts.log").read_bytes().splitlines()
+    assert [r for r in raw if b'"phase":"start"' not in r] == plain  # the end lines, unchanged and in order
+    batch = parse_lines(raw)
+    assert batch.stats.rejected == 0 and len(raw) == 2 * len(plain)
+    events = batch.events
+    assert (np.diff(events["end"].to_numpy()) >= -1e-6).all()  # by the time each line is written
+    key = ["client", "start", "path", "query", "ua"]
+    rounded = events.assign(start=events["start"].round(3))
+    per = rounded.assign(opened=rounded["status"] == OPENED).groupby(key, sort=False)["opened"]
+    assert (per.sum() * 2 == per.size()).all() and per.first().all()  # as many ends as starts, a start first
+
+
 def test_quotes_and_raw_bytes_are_written_like_nginx(tmp_path):
     # Scanners send raw quotes, backslashes and a user agent with a byte that is not UTF-8; over a
     # few seeds all of them show up (each scanner picks that agent with a chance of 1 in 15).
