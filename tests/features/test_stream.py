@@ -128,6 +128,25 @@ def test_a_prefix_where_one_address_has_most_of_the_failures_is_left_to_that_add
     assert "203.0.113.0/24" in list(frame.clients)  # the same 401s from three addresses: judged whole
 
 
+def test_a_prefix_is_left_to_the_address_with_most_of_its_bytes_but_not_for_one_large_answer():
+    # four phones poll alike (two polls each, 1 kB answers); .1 also gets large answers
+    polls = [dict(client=f"203.0.113.{i}", start=60.0 + i + 10 * k, end=61.0 + i + 10 * k, bytes=1000)
+             for i in (1, 2, 3, 4) for k in (0, 1)]
+
+    def whole(large: list[int]) -> bool:
+        rows = polls + [dict(client="203.0.113.1", start=80.0 + k, end=80.5 + k, bytes=b) for k, b in enumerate(large)]
+        s = FeatureStream(tick=100.0, lateness=0.0)
+        (frame,) = list(s.push(events(rows))) + list(s.finish())
+        return "203.0.113.0/24" in list(frame.clients)
+
+    # beyond each address's largest answer .1 has 11,000 (its polls and the smaller large answer) of 14,000
+    assert not whole([50_000, 9_000])
+    # one history fetched once: beyond its largest answer .1 has 2,000 of the /24's 5,000, not over half
+    assert whole([200_000])
+    # two answers, but the second small: 2,000 + 500 of 5,500
+    assert whole([200_000, 500])
+
+
 def test_a_prefix_scored_whole_counts_each_address_and_agent_as_one_program():
     # three hosts of a fleet, one user agent, each holding one 25 s poll on the same channel and cursor:
     # per program (address, agent) that is one open poll and no repeat, not three polls of one agent
