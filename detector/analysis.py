@@ -118,7 +118,7 @@ def overview(rows: TrainingRows) -> pd.Series:
     st = rows.stats
     span = (float(rows.at.min()), float(rows.at.max())) if len(rows.at) else (None, None)
     return pd.Series({"lines read": st.read, "lines parsed": st.parsed, "lines rejected": st.rejected,
-                      "feature rows (client x tick)": len(rows.raw), "clients": len(np.unique(rows.clients)),
+                      "lines skipped": st.passed, "feature rows (client x tick)": len(rows.raw), "clients": len(np.unique(rows.clients)),
                       "first tick": utc(span[0]), "last tick": utc(span[1])}, name="value", dtype=object)
 
 
@@ -126,7 +126,7 @@ def event_overview(events: pd.DataFrame, stats: IngestStats) -> pd.Series:
     """Lines read, parsed and rejected, the requests kept (in the time range), clients, first and last."""
     ends = events["end"].to_numpy(dtype=np.float64) if len(events) else np.empty(0)
     return pd.Series({"lines read": stats.read, "lines parsed": stats.parsed, "lines rejected": stats.rejected,
-                      "requests in range": len(events), "clients": int(events["client"].nunique()),
+                      "lines skipped": stats.passed, "requests in range": len(events), "clients": int(events["client"].nunique()),
                       "first request ends": utc(ends.min()) if len(ends) else "",
                       "last request ends": utc(ends.max()) if len(ends) else ""}, name="value", dtype=object)
 
@@ -378,7 +378,7 @@ def describe_training(rows: TrainingRows, logs: Sequence[str | Path], trained_at
     line counts, malformed lines by reason, the time span of the rows, when it was trained."""
     st = rows.stats
     return {"logs": [str(p) for p in logs], "lines": st.read, "parsed": st.parsed, "rejected": st.rejected,
-            "malformed": dict(st.malformed),
+            "malformed": dict(st.malformed), "skipped": dict(st.skipped),
             "span": [float(rows.at.min()), float(rows.at.max())] if len(rows.at) else None,
             "time_range": [start, end] if start is not None or end is not None else None,
             "trained_at": trained_at, **(extra or {})}

@@ -70,8 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          stream=lambda: FeatureStream.configured(settings.features),
                          progress=stderr_progress("reading"))
     st = rows.stats
-    _say(f"read {st.read} lines: {st.parsed} parsed, {st.rejected} rejected {st.malformed or ''}; "
-         f"{len(rows.raw)} feature rows from {len(set(rows.clients))} clients")
+    _say(f"{st.summary()}; {len(rows.raw)} feature rows from {len(set(rows.clients))} clients")
     if len(rows.raw) < 2:
         raise CliError("too few feature rows to train on (is the log empty or of another format?)")
     _say(f"fitting IsolationForest ({args.trees} trees, max_samples {args.max_samples}) ...")
@@ -116,8 +115,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if out is not sys.stdout.buffer:
             out.close()
     st = pipeline.stats
-    _say(f"read {st.read} lines: {st.parsed} parsed, {st.rejected} rejected {st.malformed or ''}; "
-         f"{pipeline.stream.counters.late} late; {n} verdict changes in {time.monotonic() - t0:.1f} s")
+    _say(f"{st.summary()}; {pipeline.stream.counters.late} late; {n} verdict changes in {time.monotonic() - t0:.1f} s")
     return 0
 
 

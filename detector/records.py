@@ -70,18 +70,35 @@ class Thresholds:
 
 @dataclass(frozen=True, slots=True)
 class IngestStats:
-    """Counts for one run of a parser over some input; ``malformed`` is keyed by reason."""
+    """Counts for one run of a parser over some input: ``read`` = ``parsed`` + ``rejected`` + ``passed``.
+    ``malformed`` is keyed by reason; ``skipped`` by the kind of well-formed record that is no request's
+    start or end (Envoy's ``DownstreamPeriodic``), passed over by design and not an error."""
 
     read: int = 0
     parsed: int = 0
     malformed: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
         return sum(self.malformed.values())
 
+    @property
+    def passed(self) -> int:
+        return sum(self.skipped.values())
+
     def __add__(self, other: IngestStats) -> IngestStats:
-        merged = dict(self.malformed)
-        for reason, n in other.malformed.items():
-            merged[reason] = merged.get(reason, 0) + n
-        return IngestStats(self.read + other.read, self.parsed + other.parsed, merged)
+        return IngestStats(self.read + other.read, self.parsed + other.parsed,
+                           _summed(self.malformed, other.malformed), _summed(self.skipped, other.skipped))
+
+    def summary(self) -> str:
+        """One line for people: ``read 5 lines: 3 parsed, 1 rejected {...}, 1 skipped {...}``."""
+        text = f"read {self.read} lines: {self.parsed} parsed, {self.rejected} rejected {self.malformed or ''}"
+        return text + (f", {self.passed} skipped {self.skipped}" if self.skipped else "")
+
+
+def _summed(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    out = dict(a)
+    for key, n in b.items():
+        out[key] = out.get(key, 0) + n
+    return out

@@ -35,6 +35,7 @@ class IngestOut(BaseModel):
     accepted: int = Field(description="lines parsed into events and processed")
     malformed: int = Field(description="lines skipped as malformed")
     reasons: dict[str, int] = Field(default_factory=dict, description="malformed lines by reason")
+    skipped: int = Field(0, description="records of no request's start or end (Envoy's periodic records), passed over")
     processed: bool = Field(True, description="false: still queued when the answer was sent (202)")
 
 
@@ -103,7 +104,8 @@ def ingest_router(ingestion: Ingestion, metrics: Metrics) -> APIRouter:
             counted.labels("queue_full").inc()
             return _message(503, "the ingest queue is full; send again later", {"Retry-After": retry_after})
         counted.labels("accepted").inc()
-        out = IngestOut(accepted=stats.parsed, malformed=stats.rejected, reasons=dict(stats.malformed))
+        out = IngestOut(accepted=stats.parsed, malformed=stats.rejected, reasons=dict(stats.malformed),
+                        skipped=stats.passed)
         try:
             if await asyncio.wait_for(asyncio.shield(done), WAIT):
                 return _message(500, "the pipeline failed on this batch (logged); it was not processed")

@@ -4,16 +4,17 @@
   template) and decision (``/authz``'s answer; ``-`` elsewhere); the counter also by status code;
 * ``detector_decisions_active`` by type, origin and simulated, counted at scrape time;
 * ``detector_lines_read_total``, ``detector_lines_ingested_total``, ``detector_lines_rejected_total``
-  (by reason), from ``Service.stats``;
+  (by reason) and ``detector_lines_skipped_total`` (by record type: Envoy's periodic records), from
+  ``Service.stats``;
 * ``detector_model_info{version}``, ``detector_model_reloads_total{result}``;
 * ``detector_scoring_seconds`` (a histogram of each scoring tick) and ``detector_scored_rows_total``.
 
 Live ingestion (``detector.feeds``), per source (``tail:PATH``, ``stdin``, ``http``, ``demo``), adding up
-exactly at every scrape: received = parsed + malformed (lines); parsed = queued + processed + failed +
-rejected_full (events):
+exactly at every scrape: received = parsed + malformed + skipped (lines); parsed = queued + processed +
+failed + rejected_full (events):
 
 * ``detector_ingest_received_lines_total``, ``detector_ingest_parsed_lines_total``,
-  ``detector_ingest_malformed_lines_total``, ``detector_ingest_rejected_full_events_total`` (the queue
+  ``detector_ingest_malformed_lines_total``, ``detector_ingest_skipped_lines_total``, ``detector_ingest_rejected_full_events_total`` (the queue
   was full: HTTP answered 503), ``detector_ingest_processed_events_total``,
   ``detector_ingest_failed_events_total``, ``detector_ingest_queued_events`` (gauge) and
   ``detector_ingest_queue_capacity_events``;
@@ -80,6 +81,11 @@ class ServiceCollector(Collector):
         for reason, n in sorted(stats.malformed.items()):
             rejected.add_metric([reason], n)
         yield rejected
+        skipped = CounterMetricFamily("detector_lines_skipped", "records of no request's start or end, passed over",
+                                      labels=["type"])
+        for kind, n in sorted(stats.skipped.items()):
+            skipped.add_metric([kind], n)
+        yield skipped
         info = GaugeMetricFamily("detector_model_info", "the model serving (value 1)", labels=["version"])
         info.add_metric([service.version], 1)
         yield info
@@ -134,6 +140,8 @@ class IngestCollector(Collector):
             "parsed": CounterMetricFamily("detector_ingest_parsed_lines", "lines parsed into events", labels=["source"]),
             "malformed": CounterMetricFamily("detector_ingest_malformed_lines", "lines rejected by the parser",
                                              labels=["source"]),
+            "skipped": CounterMetricFamily("detector_ingest_skipped_lines",
+                                           "records of no request's start or end, passed over", labels=["source"]),
             "rejected_full": CounterMetricFamily("detector_ingest_rejected_full_events",
                                                  "events refused because the ingest queue was full", labels=["source"]),
             "processed": CounterMetricFamily("detector_ingest_processed_events", "events pushed through the pipeline",

@@ -108,7 +108,7 @@ def build(result, figures: dict[str, str]) -> list[Block]:
     if mx.get("log"):
         lg = mx["log"]
         notes.append(f"Log: {lg['lines_read']} lines read, {lg['lines_parsed']} parsed, {lg['lines_rejected']} "
-                     f"rejected; {lg['clients']} clients, {lg['unlabelled_clients']} not in the labels, "
+                     f"rejected, {sum(lg.get('skipped', {}).values())} skipped; {lg['clients']} clients, {lg['unlabelled_clients']} not in the labels, "
                      f"{lg['labelled_clients_not_in_log']} labelled clients absent.")
     if mx["verdicts"]["simulated_lines"]:
         notes.append(f"{mx['verdicts']['simulated_lines']} verdict lines were shadow-mode (simulated); "

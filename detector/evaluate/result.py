@@ -125,6 +125,7 @@ def _metrics(table: pd.DataFrame, verdicts: pd.DataFrame, seen: pd.DataFrame, ba
         stats = requests.stats
         out["log"] = {"requests": requests.requests, "lines_read": stats.read, "lines_parsed": stats.parsed,
                       "lines_rejected": stats.rejected, "malformed": dict(stats.malformed),
+                      "skipped": dict(stats.skipped),
                       "clients": len(in_log), "unlabelled_clients": int((~in_log.isin(table.index)).sum()),
                       "labelled_clients_not_in_log": int((~table.index.isin(in_log)).sum())}
     return out

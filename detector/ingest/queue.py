@@ -10,8 +10,8 @@ source commits its file offset there; an HTTP request is answered there). The qu
 
 Nothing is dropped silently. Per source, under one lock, so every snapshot adds up exactly:
 
-* ``received`` = ``parsed`` + ``malformed`` (lines; malformed ones are also counted by reason in
-  ``Service.stats``);
+* ``received`` = ``parsed`` + ``malformed`` + ``skipped`` (lines; malformed and skipped ones are also
+  counted by reason in ``Service.stats``);
 * ``parsed`` = ``queued`` + ``processed`` + ``failed`` + ``rejected_full`` (events).
 
 A batch a stopping source could not queue is not counted at all (a tail reads it again after a restart).
@@ -34,6 +34,7 @@ class SourceCounts:
     received: int = 0  # lines read
     parsed: int = 0  # lines that became events
     malformed: int = 0  # lines the parser rejected
+    skipped: int = 0  # well-formed records of no request's start or end (Envoy's periodic records)
     rejected_full: int = 0  # events refused because the queue was full
     queued: int = 0  # events waiting now
     processed: int = 0  # events pushed through the pipeline
@@ -83,7 +84,7 @@ class IngestQueue:
         stats = item.batch.stats
         old = self._counts.get(item.source, SourceCounts())
         self._counts[item.source] = old.add(received=stats.read, parsed=stats.parsed, malformed=stats.rejected,
-                                            **extra)
+                                            skipped=stats.passed, **extra)
 
     def _admit(self, item: Item) -> None:
         self._count(item, queued=item.events)

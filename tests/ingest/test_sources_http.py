@@ -32,13 +32,28 @@ def test_lines_are_processed_before_the_answer(make_server):
     service, http, _ = make_server(**OPEN)
     r = http.post("/v1/ingest", content=body(20) + b"{broken\n\n")
     assert r.status_code == 200
-    assert r.json() == {"accepted": 20, "malformed": 2, "reasons": {"invalid_json": 1, "empty": 1}, "processed": True}
+    assert r.json() == {"accepted": 20, "malformed": 2, "reasons": {"invalid_json": 1, "empty": 1}, "skipped": 0,
+                        "processed": True}
     assert service.stats.parsed == 20 and service.stats.read == 22
     gz = http.post("/v1/ingest", params={"format": "nginx-json"}, content=gzip.compress(body(5, T0 + 1)),
                    headers={"Content-Encoding": "gzip"})
     assert gz.status_code == 200 and gz.json()["accepted"] == 5
     assert metric(http, 'detector_ingest_processed_events_total{source="http"}') == 25
     assert metric(http, 'detector_ingest_requests_total{result="accepted"}') == 2
+
+
+def test_envoy_periodic_records_are_skipped_apart_from_malformed_lines(make_server):
+    _service, http, _ = make_server(**OPEN)
+    record = ('{"start_time":"2025-11-29T08:00:00.500Z","downstream_remote_address":"192.0.2.7:4000","path":"/v1/poll",'
+              '"method":"GET","access_log_type":"%s","response_code":%d,"duration":%s}\n')
+    lines = (record % ("DownstreamStart", 0, "null") + record % ("DownstreamPeriodic", 0, "null") * 2
+             + record % ("DownstreamEnd", 204, "25000") + "{broken\n")
+    r = http.post("/v1/ingest", params={"format": "envoy-json"}, content=lines.encode())
+    assert r.json() == {"accepted": 2, "malformed": 1, "reasons": {"invalid_json": 1}, "skipped": 2, "processed": True}
+    assert metric(http, 'detector_lines_skipped_total{type="DownstreamPeriodic"}') == 2
+    assert metric(http, 'detector_ingest_skipped_lines_total{source="http"}') == 2
+    assert metric(http, 'detector_ingest_received_lines_total{source="http"}') == 5
+    assert metric(http, 'detector_ingest_malformed_lines_total{source="http"}') == 1
 
 
 def test_bodies_past_the_limit_are_refused_while_streaming(make_server):

@@ -32,7 +32,7 @@ def split(frame, parts: int):
 
 
 def reconciles(queue: IngestQueue) -> bool:
-    return all(c.received == c.parsed + c.malformed and c.parsed == c.queued + c.processed + c.failed + c.rejected_full
+    return all(c.received == c.parsed + c.malformed + c.skipped and c.parsed == c.queued + c.processed + c.failed + c.rejected_full
                for c in queue.counts().values())
 
 
