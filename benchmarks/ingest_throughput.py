@@ -1,9 +1,10 @@
 """Ingest throughput: lines per second through parsing, the feature stream, and (with a model) the whole
 pipeline, on a simulated nginx-json log (or its Envoy form, a start record per request as well, with
-``--format envoy-json``). A benchmark that prints numbers, not a test.
+``--format envoy-json``; or, with ``--format nginx-starts``, the nginx log with a start line per request as
+deploy/nginx's template writes it). A benchmark that prints numbers, not a test.
 
     python benchmarks/ingest_throughput.py [--minutes 10] [--clients 2000] [--batch 5000] [--model models/current]
-                                           [--format nginx-json|envoy-json]
+                                           [--format nginx-json|envoy-json|nginx-starts]
 
 Each stage is timed over the same batches (``--batch`` lines, as the live consumer pushes them); the
 simulated log is written to a temporary folder first and read into memory, so disk speed is not measured.
@@ -22,6 +23,11 @@ from detector.ingest.formats import parse_lines
 from detector.sim import simulate
 
 
+#: --format: the file ``detector simulate`` writes it to, and the parser that reads it.
+LOGS = {"nginx-json": ("access.log", "nginx-json"), "envoy-json": ("access_envoy.log", "envoy-json"),
+        "nginx-starts": ("access_starts.log", "nginx-json")}
+
+
 def timed(label: str, lines: int, fn) -> float:
     t0 = time.perf_counter()
     result = fn()
@@ -37,16 +43,17 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--batch", type=int, default=5000, help="lines per batch (ingest.batch_lines)")
     p.add_argument("--model", default=None, help="also time the whole pipeline with this model artifact")
-    p.add_argument("--format", choices=("nginx-json", "envoy-json"), default="nginx-json")
+    p.add_argument("--format", choices=tuple(LOGS), default="nginx-json")
     args = p.parse_args()
-    fmt = args.format
+    log, fmt = LOGS[args.format]
 
     folder = Path(tempfile.mkdtemp(prefix="detector-bench-"))
     t0 = time.perf_counter()
-    summary = simulate(folder, minutes=args.minutes, seed=args.seed, clients=args.clients, envoy=fmt == "envoy-json")
-    raw = (folder / ("access_envoy.log" if fmt == "envoy-json" else "access.log")).read_bytes().splitlines()
+    summary = simulate(folder, minutes=args.minutes, seed=args.seed, clients=args.clients,
+                       envoy=args.format == "envoy-json", nginx_starts=args.format == "nginx-starts")
+    raw = (folder / log).read_bytes().splitlines()
     n = len(raw)
-    print(f"simulated {summary.lines:,} requests, {n:,} {fmt} lines ({args.minutes:g} min, {summary.clients:,} clients) in "
+    print(f"simulated {summary.lines:,} requests, {n:,} {args.format} lines ({args.minutes:g} min, {summary.clients:,} clients) in "
           f"{time.perf_counter() - t0:.1f} s; batches of {args.batch:,} lines", flush=True)
     chunks = [raw[i:i + args.batch] for i in range(0, n, args.batch)]
 

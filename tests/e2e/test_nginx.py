@@ -74,6 +74,26 @@ def test_nginx_turns_the_reconnect_loop_away_and_fails_open(lab, nginx_ready, se
     after_stop = polite.statuses(since=t0 + 2.5)
     assert len(after_stop) >= 2 and all(s in (200, 204) for s in after_stop)
 
+    # start lines: written for denied requests, and with detector gone (the subrequest ends in @detector_open)
+    _, ends, unpaired = _ends_without_start(nginx.access_log)
+    assert len(unpaired) <= 0.1 * len(ends), unpaired  # detector reads open requests at 90 % paired
+    assert "127.0.0.5" in set(ends["client"]) and "127.0.0.5" not in set(unpaired["client"])
+
+
+def _ends_without_start(log):
+    """The start lines and the requests' own (end) lines of nginx's log, and those of the end lines no start
+    line pairs with (on the key the feature stream matches them on: client, user agent, path and query,
+    start to the millisecond)."""
+    from detector.features.stream import _request_keys
+    from detector.features.view import EventArrays, Interner
+    from detector.ingest.formats import OPENED, parse_lines
+
+    ev = parse_lines(log.read_bytes().splitlines()).events
+    opened = ev["status"].to_numpy() == OPENED
+    keys = _request_keys(EventArrays.from_frame(ev, *(Interner() for _ in range(4))))
+    ends = ev[~opened]
+    return ev[opened], ends, ends[~np.isin(keys[~opened], keys[opened])]
+
 
 def _get(lab, front: str, source: str, path: str) -> int:
     import http.client
@@ -96,10 +116,6 @@ def test_nginx_start_lines_show_a_parallel_flood_before_any_of_its_polls_ends(la
                                                                               tmp_path, cleanup):
     """The template's auth subrequest writes a start line for every request: thirty polls opened at once are
     a verdict long before the first of them is answered (and so before nginx writes its usual line)."""
-    from detector.features.stream import _request_keys
-    from detector.features.view import EventArrays, Interner
-    from detector.ingest.formats import OPENED, parse_lines
-
     api = lab.LongPollAPI(hold=HOLD, every=3600.0).start()
     cleanup.append(api)
     detector_port = lab.free_port()
@@ -144,14 +160,9 @@ def test_nginx_start_lines_show_a_parallel_flood_before_any_of_its_polls_ends(la
     for client in (polite, pinger):
         assert client.statuses() and all(s in (200, 204) for s in client.statuses()), (client.source, sorted(set(client.statuses())), [v for v in detector.verdicts() if v["client"] == client.source])
 
-    # the log: a start line before every request's own line, with the same start to the millisecond
-    ev = parse_lines(nginx.access_log.read_bytes().splitlines()).events
-    opened = ev["status"].to_numpy() == OPENED
-    assert opened.sum() >= flood.width + 1
-    interned = [Interner() for _ in range(4)]
-    keys = _request_keys(EventArrays.from_frame(ev, *interned))
-    ended_keys = keys[~opened]
-    assert np.isin(ended_keys, keys[opened]).all(), ev[~opened][~np.isin(ended_keys, keys[opened])]
+    # the log: a start line for every request's own line, with the same start to the millisecond
+    starts, ends, unpaired = _ends_without_start(nginx.access_log)
+    assert len(starts) >= flood.width + len(ends) and unpaired.empty, unpaired
     metrics = detector.metrics()
     assert metrics['detector_start_records_total{outcome="closed"}'] >= 1
     assert metrics["detector_start_records_matched_ratio"] >= 0.9
