@@ -357,16 +357,16 @@ def _unmatched(open_keys: np.ndarray, end_keys: np.ndarray) -> np.ndarray:
 def _spread(held: EventArrays, at: float, width: float, prefixes: np.ndarray, ratio: float = 4.0) -> np.ndarray:
     """The ``prefixes`` (sorted codes) whose traffic in ``(at - width, at]`` is spread over their
     addresses: no address sent more than half of the prefix's requests, of its failed requests (status
-    400 and up) or of its response bytes beyond each address's largest answer, nor more than ``ratio``
+    400 and up) or of its response bytes (even without its own largest answer), nor more than ``ratio``
     times the requests of the median address.
 
     A prefix scored whole is for many addresses acting alike (one operator's fleet). Where one address
     stands out in any of these, the prefix is that address's doing and the address is judged by itself:
     a script on one phone of a carrier's CGNAT pool must not get the pool's other phones blocked with it.
-    Each address's largest answer is left out of the bytes: one large answer (a page's history, fetched
-    once) is most of a minute's bytes of a prefix that polls, and kept forty addresses of a flood from
-    being seen together for that minute; a phone that downloads much (a replayed cursor's answers) gets
-    many answers.
+    An address's largest answer does not count towards its share of the bytes: one large answer (a page's
+    history, fetched once) is most of a minute's bytes of a prefix that polls, and kept forty addresses of
+    a flood from being seen together for that minute; a phone that downloads much (a replayed cursor's
+    answers) gets many answers.
     """
     if len(prefixes) == 0:
         return prefixes
@@ -381,9 +381,9 @@ def _spread(held: EventArrays, at: float, width: float, prefixes: np.ndarray, ra
     largest = np.zeros(len(pairs))
     np.maximum.at(largest, inverse, nbytes)
     for weights, less in ((None, 0.0), ((held.status[window] >= 400).astype(np.float64), 0.0), (nbytes, largest)):
-        per_address = np.bincount(inverse, weights=weights, minlength=len(pairs)).astype(np.float64) - less
+        per_address = np.bincount(inverse, weights=weights, minlength=len(pairs)).astype(np.float64)
         top = np.zeros(n)
-        np.maximum.at(top, owner, per_address)
+        np.maximum.at(top, owner, per_address - less)
         total = np.bincount(owner, weights=per_address, minlength=n)
         spread &= (top <= 0.5 * total) | (total == 0)
         if weights is None:

@@ -139,12 +139,14 @@ def test_a_prefix_is_left_to_the_address_with_most_of_its_bytes_but_not_for_one_
         (frame,) = list(s.push(events(rows))) + list(s.finish())
         return "203.0.113.0/24" in list(frame.clients)
 
-    # beyond each address's largest answer .1 has 11,000 (its polls and the smaller large answer) of 14,000
-    assert not whole([50_000, 9_000])
-    # one history fetched once: beyond its largest answer .1 has 2,000 of the /24's 5,000, not over half
+    # without its largest answer .1 has 11,000 (its polls and the smaller large answer) of the /24's 67,000;
+    # with three large answers of 30,000, without its largest it has 62,000 of 98,000: over half
+    assert whole([50_000, 9_000])
+    assert not whole([30_000] * 3)
+    # one history fetched once: without it .1 has 2,000 of the /24's 208,000 (with it, 202,000: over half)
     assert whole([200_000])
-    # two answers, but the second small: 2,000 + 500 of 5,500
-    assert whole([200_000, 500])
+    # before, any address with over half of the bytes kept the /24 apart: it still does with many answers
+    assert not whole([8_000] * 4)  # 2,000 + 24,000 of 40,000
 
 
 def test_a_prefix_scored_whole_counts_each_address_and_agent_as_one_program():
