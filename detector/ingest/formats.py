@@ -300,17 +300,16 @@ def _parse_json_lines(lines: list[bytes | str], mapping: JsonlMapping, key: Clie
         (~((status >= 100) & (status <= 999) & (np.floor(status) == status)) & ~start_record,
          f"bad_value:{mapping.status}"),
     ]
+    # a well-formed record of another kind is passed over, whatever its fields: counted apart, never malformed
     passed = other_record & ~empty & ~invalid & is_obj
-    checks.insert(3, (passed, "passed"))  # a well-formed record of another kind: counted apart (below)
+    skipped = dict(zip(*np.unique(kind[passed], return_counts=True))) if passed.any() else {}
     bad: dict[str, int] = {}
-    rejected = np.zeros(n, dtype=bool)
+    rejected = passed.copy()
     for mask, reason in checks:
         hit = mask & ~rejected
         if hit.any():
             bad[reason] = bad.get(reason, 0) + int(hit.sum())
             rejected |= hit
-    bad.pop("passed", None)
-    skipped = dict(zip(*np.unique(kind[passed], return_counts=True))) if passed.any() else {}
     ok = ~rejected
     okl = ok.tolist()
     objs = [o for o, good in zip(objs, okl) if good]

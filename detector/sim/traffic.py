@@ -297,8 +297,9 @@ def simulate(out_dir: str | Path, *, minutes: float = 60, seed: int = 0, clients
     request_ids = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(4,))).bytes(16 * n).hex().encode()
 
     paths = {name: out / name for name in ("access.log", "access_combined.log", "labels.csv", "meta.json")}
+    addrs = [c.addr for c in plan]
     write_logs(paths["access.log"], paths["access_combined.log"], end_ms=cols["end_ms"], dur_ms=cols["dur_ms"],
-               ups_ms=cols["ups_ms"], client=cols["client"], addrs=[c.addr for c in plan], method=cols["method"],
+               ups_ms=cols["ups_ms"], client=cols["client"], addrs=addrs, method=cols["method"],
                uri=cols["uri"], status=cols["status"], nbytes=cols["bytes"], ua=cols["ua"], agents=list(tr.agents),
                referer=cols["referer"], proto=cols["proto"], request_ids=request_ids, conn=cols["conn"],
                conn_reqs=cols["conn_reqs"])
@@ -306,14 +307,14 @@ def simulate(out_dir: str | Path, *, minutes: float = 60, seed: int = 0, clients
     if nginx_starts:
         paths["access_starts.log"] = out / "access_starts.log"
         write_nginx_starts(paths["access_starts.log"], paths["access.log"], end_ms=cols["end_ms"],
-                           dur_ms=cols["dur_ms"], client=cols["client"], addrs=[c.addr for c in plan],
+                           dur_ms=cols["dur_ms"], client=cols["client"], addrs=addrs,
                            method=cols["method"], uri=cols["uri"], ua=cols["ua"], agents=list(tr.agents),
                            request_ids=request_ids)
         say(f"wrote {2 * n:,} nginx lines with start lines")
     if envoy:
         paths["access_envoy.log"] = out / "access_envoy.log"
         write_envoy_log(paths["access_envoy.log"], start_ms=cols["start_ms"], dur_ms=cols["dur_ms"],
-                        client=cols["client"], addrs=[c.addr for c in plan], method=cols["method"], uri=cols["uri"],
+                        client=cols["client"], addrs=addrs, method=cols["method"], uri=cols["uri"],
                         status=cols["status"], nbytes=cols["bytes"], ua=cols["ua"], agents=list(tr.agents),
                         request_ids=request_ids, conn=cols["conn"])
         say(f"wrote {2 * n:,} Envoy records")

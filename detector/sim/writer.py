@@ -53,6 +53,18 @@ def json_string(s: str) -> bytes:
         return b"".join(out)
 
 
+def _json_uri(u: str) -> bytes:
+    """A URI as a JSON string: orjson for the usual ASCII, ``json_string`` for raw bytes."""
+    return orjson.dumps(u) if u.isascii() else json_string(u)
+
+
+def _written_order(start_ms: np.ndarray, end_ms: np.ndarray) -> np.ndarray:
+    """The order a gateway writes each request's start line (rows ``0..n-1``) and end line (``n..2n-1``):
+    by time, a start before an end of the same millisecond."""
+    n = len(start_ms)
+    return np.lexsort((np.repeat(np.array([0, 1], dtype=np.int8), n), np.concatenate([start_ms, end_ms])))
+
+
 def combined_escape(s: str) -> bytes:
     """``s`` as nginx's default log escaping writes it: ``"`` becomes ``\\x22`` and so on."""
     b = s.encode("utf-8", "surrogateescape")
@@ -99,7 +111,7 @@ def write_logs(json_path: Path, combined_path: Path, *, end_ms: np.ndarray, dur_
                     method[a:b].tolist(), uri[a:b].tolist(), status[a:b].tolist(), nbytes[a:b].tolist(),
                     ua[a:b].tolist(), referer[a:b].tolist(), proto[a:b].tolist(), conn[a:b].tolist(),
                     conn_reqs[a:b].tolist(), range(32 * a, 32 * b, 32)):
-                uj = orjson.dumps(u) if u.isascii() else json_string(u)
+                uj = _json_uri(u)
                 out_j.append(_JSON_LINE % (sec, ms, iso[sec - sec0], addr_b[c], meth_b[m], uj, st, nb, ds, dm, up,
                                            ua_json[ag], request_ids[i:i + 32], cn, cr))
                 # orjson escapes exactly what needs \\xHH in the combined log with a backslash.
@@ -120,10 +132,7 @@ def write_envoy_log(path: Path, *, start_ms: np.ndarray, dur_ms: np.ndarray, cli
     before its answer (nginx's 499) is response code 0 with flag ``DC``, as Envoy logs it; the port is
     the connection's."""
     n = len(start_ms)
-    end_ms = start_ms + dur_ms
-    written = np.concatenate([start_ms, end_ms])
-    is_end = np.repeat(np.array([0, 1], dtype=np.int8), n)
-    order = np.lexsort((is_end, written))
+    order = _written_order(start_ms, start_ms + dur_ms)
     if n:
         sec0 = int(start_ms.min()) // 1000
         iso = [time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)).encode()
@@ -142,7 +151,7 @@ def write_envoy_log(path: Path, *, start_ms: np.ndarray, dur_ms: np.ndarray, cli
                     (rows >= n).tolist(), req.tolist(), sec.tolist(), ms.tolist(), client[req].tolist(),
                     method[req].tolist(), uri[req].tolist(), status[req].tolist(), nbytes[req].tolist(),
                     ua[req].tolist(), dur_ms[req].tolist(), port[req].tolist()):
-                uj = orjson.dumps(u) if u.isascii() else json_string(u)
+                uj = _json_uri(u)
                 rid = request_ids[32 * i:32 * i + 32]
                 if end:
                     gone = st == 499
@@ -170,11 +179,10 @@ def write_nginx_starts(path: Path, json_path: Path, *, end_ms: np.ndarray, dur_m
     addr_b = [a.encode() for a in addrs]
     ua_json = [json_string(a) for a in agents]
     meth_b = [m.encode() for m in METHODS]
-    starts = [_NGINX_START % (sc, m, addr_b[c], meth_b[mt], orjson.dumps(u) if u.isascii() else json_string(u),
-                              ua_json[ag], request_ids[32 * i:32 * i + 32])
+    starts = [_NGINX_START % (sc, m, addr_b[c], meth_b[mt], _json_uri(u), ua_json[ag], request_ids[32 * i:32 * i + 32])
               for i, (sc, m, c, mt, u, ag) in enumerate(zip(sec.tolist(), ms.tolist(), client.tolist(),
                                                             method.tolist(), uri.tolist(), ua.tolist()))]
-    order = np.lexsort((np.repeat(np.array([0, 1], dtype=np.int8), n), np.concatenate([start_ms, end_ms])))
+    order = _written_order(start_ms, end_ms)
     lines = starts + ends
     with open(path, "wb") as f:
         for a in range(0, 2 * n, 100_000):
