@@ -30,7 +30,8 @@ Lines are bytes or str; invalid UTF-8 is decoded with replacement characters, ne
 line is counted under a reason (``invalid_json``, ``missing_field:<name>``, ``bad_value:<name>``,
 ``not_an_object``, ``no_match``, ``empty``) and skipped; it never stops a run. Records that are neither
 a request's start nor its end (Envoy's ``DownstreamPeriodic``, ...) are no error: they are passed over and
-counted apart, in ``IngestStats.skipped`` by their type.
+counted apart, in ``IngestStats.skipped`` by their type. nginx's ``phase`` only marks start lines: a line
+with any other ``phase`` is an ordinary one, as every unknown key of an nginx line is ignored.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ FORMATS = ("nginx-json", "nginx-combined", "envoy-json", "jsonl")
 #: The status of a start record: the request has begun and has no answer yet.
 OPENED = 0
 #: A start record's ``access_log_type`` (Envoy) or ``phase`` (nginx), and those of an ordinary (end-of-request) line.
-_START_TYPES, _END_TYPES = ("DownstreamStart", "start"), ("DownstreamEnd", "NotSet", "end", "")
+_START_TYPES, _END_TYPES = ("DownstreamStart", "start"), ("DownstreamEnd", "NotSet", "")
 #: nginx's status for a request whose client went away before the answer (Envoy writes 0 and flag DC).
 CLIENT_CLOSED = 499
 
@@ -95,6 +96,7 @@ class JsonlMapping:
     bytes: str | None = "body_bytes_sent"
     ua: str | None = "http_user_agent"
     log_type: str | None = None  # Envoy's ``access_log_type``, nginx's ``phase``: start records and other non-end records
+    start_only: bool = False  # ``log_type`` marks start records only: any other value is an ordinary line
     flags: str | None = None  # Envoy's ``response_flags``: a 0 status with ``DC`` is a client that left (499)
 
     def __post_init__(self) -> None:
@@ -104,7 +106,7 @@ class JsonlMapping:
                 raise ValueError(f"jsonl mapping {key}={getattr(self, key)!r}: expected one of {allowed}")
 
 
-NGINX_JSON = JsonlMapping(log_type="phase")
+NGINX_JSON = JsonlMapping(log_type="phase", start_only=True)  # other keys of nginx's are ignored, ``phase`` too
 ENVOY_JSON = JsonlMapping(
     client="downstream_remote_address", time="start_time", time_is="start", time_unit="iso8601",
     duration="duration", duration_unit="ms", method="method", uri="path", status="response_code",
@@ -277,7 +279,7 @@ def _parse_json_lines(lines: list[bytes | str], mapping: JsonlMapping, key: Clie
     status = _numbers(raw_status)
     kind = _strings(_field(objs, mapping.log_type)) if mapping.log_type else np.full(n, "", dtype=object)
     start_record = np.isin(kind, _START_TYPES)
-    other_record = ~start_record & ~np.isin(kind, _END_TYPES)
+    other_record = ~start_record & ~np.isin(kind, _END_TYPES) & (not mapping.start_only)
     if start_record.any():  # no answer and no duration yet, whatever the line says
         if mapping.time_is == "end":  # nginx: written when the auth subrequest ended, ``request_time`` after the start
             t = np.where(start_record, t - np.nan_to_num(duration), t)
