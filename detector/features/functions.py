@@ -64,9 +64,27 @@ def aborts_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     return _matching_per_ua_per_minute(ev, ev.status == ABORTED)
 
 
-def client_errors_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
-    """4xx answers other than 429 and 499 (401, 403, 404, ...) per minute per user agent."""
-    return _matching_per_ua_per_minute(ev, refused(ev.status))
+def client_errors_top_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """4xx answers other than 429 and 499 (401, 403, 404, ...) per minute: those of the client's most
+    refused user agent among the ones also served, plus those of user agents never served (strings sent
+    along, a rotation's: see ``ClientEvents.agents``).
+
+    Refusals are rare in legitimate use, so unlike the rates they are not spread over the address's
+    other user agents: a scraper's 404s on an address where a browser tab also polls would count half,
+    and a client could dilute its failed logins with a few decoy agents' ordinary requests. A prefix row
+    (``fleet_ua`` set) stays per served program (address and agent), as the rates are: there the most
+    refused program is one phone's script, which must not stand for its carrier's whole pool (the
+    prefix's summed refusals are ``fleet_client_errors_per_ua_per_minute``).
+    """
+    bad = refused(ev.status)
+    if ev.fleet_ua is not None:
+        return _matching_per_ua_per_minute(ev, bad)
+    refusals, owner = ev.by_agent(bad.astype(np.float64))
+    served = ev.by_agent((~bad).astype(np.float64))[0] > 0
+    out = np.bincount(owner, weights=np.where(served, 0.0, refusals), minlength=ev.n)
+    top = np.zeros(ev.n)
+    np.maximum.at(top, owner, np.where(served, refusals, 0.0))
+    return _per_minute(ev, out + top)
 
 
 def throttled_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:

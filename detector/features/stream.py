@@ -356,9 +356,10 @@ def _unmatched(open_keys: np.ndarray, end_keys: np.ndarray) -> np.ndarray:
 
 def _spread(held: EventArrays, at: float, width: float, prefixes: np.ndarray, ratio: float = 4.0) -> np.ndarray:
     """The ``prefixes`` (sorted codes) whose traffic in ``(at - width, at]`` is spread over their
-    addresses: no address sent more than half of the prefix's requests, of its failed requests (status
-    400 and up) or of its response bytes (even without its own largest answer), nor more than ``ratio``
-    times the requests of the median address.
+    addresses: no address sent more than half of the prefix's requests, of its failed requests (4xx: a
+    server's 5xx in an outage fall on every address alike, and hid a scanner among its neighbours' 502s)
+    or of its response bytes (even without its own largest answer), nor more than ``ratio`` times the
+    requests of the median address.
 
     A prefix scored whole is for many addresses acting alike (one operator's fleet). Where one address
     stands out in any of these, the prefix is that address's doing and the address is judged by itself:
@@ -380,7 +381,9 @@ def _spread(held: EventArrays, at: float, width: float, prefixes: np.ndarray, ra
     nbytes = held.bytes[window].astype(np.float64)
     largest = np.zeros(len(pairs))
     np.maximum.at(largest, inverse, nbytes)
-    for weights, less in ((None, 0.0), ((held.status[window] >= 400).astype(np.float64), 0.0), (nbytes, largest)):
+    status = held.status[window]
+    refused = ((status >= 400) & (status < 500)).astype(np.float64)  # the server's own 5xx fall on everyone alike
+    for weights, less in ((None, 0.0), (refused, 0.0), (nbytes, largest)):
         per_address = np.bincount(inverse, weights=weights, minlength=len(pairs)).astype(np.float64)
         top = np.zeros(n)
         np.maximum.at(top, owner, per_address - less)

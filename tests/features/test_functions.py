@@ -47,7 +47,7 @@ def test_counts_and_rates(ev):
 
 def test_status_counts_per_ua(ev):
     np.testing.assert_allclose(f.aborts_per_ua_per_minute(ev), [0.5, 0])  # one 499 over two UAs
-    np.testing.assert_allclose(f.client_errors_per_ua_per_minute(ev), [0, 1])  # the 404 only
+    np.testing.assert_allclose(f.client_errors_top_ua_per_minute(ev), [0, 1])  # the 404 only
     np.testing.assert_allclose(f.throttled_per_ua_per_minute(ev), [0, 2])
     np.testing.assert_allclose(f.server_errors_per_ua_per_minute(ev), [0, 1])
 
@@ -287,10 +287,10 @@ def test_fleet_client_errors_sum_a_prefixs_addresses_per_user_agent_string():
     whole = ClientEvents.from_arrays(arrays, 100.0, 60.0, np.array([0]), len(prefixes), by="prefix")
     np.testing.assert_allclose(f.fleet_client_errors_per_ua_per_minute(whole), [2.0])
     np.testing.assert_allclose(f.user_agents(whole), [2.0])
-    # a single address has no fleet count: NaN, its own is client_errors_per_ua (2 in 60 s, one agent)
+    # a single address has no fleet count: NaN, its own is client_errors_top_ua (2 in 60 s, one agent)
     alone = ClientEvents.from_frame(frame, at=100.0, width=60.0, clients=np.array(["203.0.113.2"], dtype=object))
     assert np.isnan(f.fleet_client_errors_per_ua_per_minute(alone)).all()
-    np.testing.assert_allclose(f.client_errors_per_ua_per_minute(alone), [2.0])
+    np.testing.assert_allclose(f.client_errors_top_ua_per_minute(alone), [2.0])
 
 
 def test_user_agents_count_only_those_served():
@@ -301,12 +301,12 @@ def test_user_agents_count_only_those_served():
     rows += [dict(client="a", start=30 + i, end=30.5 + i, ua=f"rotated {i}", status=401) for i in range(5)]
     ev = ClientEvents.from_frame(events(rows), at=60.0, width=60.0)
     np.testing.assert_allclose(f.user_agents(ev), [1.0])
-    np.testing.assert_allclose(f.client_errors_per_ua_per_minute(ev), [6.0])
+    np.testing.assert_allclose(f.client_errors_top_ua_per_minute(ev), [6.0])
     np.testing.assert_allclose(f.requests_per_ua_per_minute(ev), [7.0])
     # a client that was only ever refused has no served user agent; its rates are per one
     only = ClientEvents.from_frame(events(rows[2:]), at=60.0, width=60.0)
     np.testing.assert_allclose(f.user_agents(only), [0.0])
-    np.testing.assert_allclose(f.client_errors_per_ua_per_minute(only), [5.0])
+    np.testing.assert_allclose(f.client_errors_top_ua_per_minute(only), [5.0])
 
 
 def test_quick_one_off_agents_count_strings_used_once_and_answered_at_once():
@@ -343,3 +343,42 @@ def test_open_surge_per_ua_is_what_is_open_now_beyond_the_windows_mean():
 
 def test_open_surge_is_nan_where_the_log_writes_no_start_records(ev):
     assert np.isnan(f.open_surge_per_ua(ev)).all()
+
+
+def test_client_errors_count_the_most_refused_served_agent_whole():
+    # In 60 s. client s: a browser tab "tab" polls (two 204s); a script "lib" reads 4 ids, 3 of them 404.
+    #   Served agents: tab (0 refused), lib (3 refused) -> 3 a minute, not 3 spread over 2 agents (1.5).
+    # client d: "bot" fails 4 logins and is served once; 3 decoy agents each fetch / once (200).
+    #   Most refused served agent: bot, 4 -> 4 a minute, not 4 over 4 agents (1).
+    # client r: "app" served and refused once; "x1" and "x2" only refused (2 each): 1 + 2 + 2 = 5 a minute.
+    rows = [dict(client="s", start=1, end=26, ua="tab", status=204), dict(client="s", start=27, end=52, ua="tab", status=204)]
+    rows += [dict(client="s", start=30 + i, end=30.1 + i, ua="lib", path=f"/m/{i}", status=404 if i else 200)
+             for i in range(4)]
+    rows += [dict(client="d", start=10 + i, end=10.2 + i, ua="bot", path="/login", method="POST", status=401)
+             for i in range(4)]
+    rows += [dict(client="d", start=20, end=20.2, ua="bot", path="/login", method="POST", status=200)]
+    rows += [dict(client="d", start=21 + i, end=21.1 + i, ua=f"decoy {i}", path="/", status=200) for i in range(3)]
+    rows += [dict(client="r", start=5, end=5.1, ua="app", status=200), dict(client="r", start=6, end=6.1, ua="app", status=401)]
+    rows += [dict(client="r", start=7 + i, end=7.1 + i, ua=f"x{1 + i % 2}", status=403) for i in range(4)]
+    ev = ClientEvents.from_frame(events(rows), at=60.0, width=60.0, clients=np.array(["s", "d", "r"], dtype=object))
+    np.testing.assert_allclose(f.client_errors_top_ua_per_minute(ev), [3.0, 4.0, 5.0])
+    np.testing.assert_allclose(f.user_agents(ev), [2.0, 4.0, 1.0])
+
+
+def test_a_prefix_rows_client_errors_stay_per_served_program():
+    # 198.51.100.0/24 judged whole, in 60 s: five phones each poll (204) with "app" and have one login
+    # refused under a user agent string of their own, never served; .9 also has "app" refused twice.
+    # The row counts per served program (address and agent): 7 refusals over 5 programs -> 1.4 a minute,
+    # not .9's own 3 (2 of its "app" + 1 never served), which is what .9's own row shows.
+    rows = []
+    for i in (1, 2, 3, 4, 9):
+        rows += [dict(client=f"198.51.100.{i}", start=1.0 + i, end=26.0 + i, ua="app", status=204),
+                 dict(client=f"198.51.100.{i}", start=30.0 + i, end=30.1 + i, ua=f"old app {i}", status=401)]
+    rows += [dict(client="198.51.100.9", start=40.0 + k, end=40.1 + k, ua="app", status=401) for k in range(2)]
+    names, paths, agents, prefixes = Interner(), Interner(), Interner(), Interner()
+    arrays = EventArrays.from_frame(events(rows), names, paths, agents, prefixes)
+    whole = ClientEvents.from_arrays(arrays, 60.0, 60.0, np.array([0]), len(prefixes), by="prefix")
+    np.testing.assert_allclose(f.client_errors_top_ua_per_minute(whole), [1.4])
+    alone = ClientEvents.from_frame(events(rows), at=60.0, width=60.0,
+                                    clients=np.array(["198.51.100.1", "198.51.100.9"], dtype=object))
+    np.testing.assert_allclose(f.client_errors_top_ua_per_minute(alone), [1.0, 3.0])

@@ -128,6 +128,23 @@ def test_a_prefix_where_one_address_has_most_of_the_failures_is_left_to_that_add
     assert "203.0.113.0/24" in list(frame.clients)  # the same 401s from three addresses: judged whole
 
 
+def test_an_outages_5xx_do_not_hide_the_address_with_most_of_a_prefixs_refusals():
+    # four phones poll alike and each gets three 502s (the server is down); .1 also gets four 404s.
+    # Counting 5xx as failures .1 would have 7 of 16 (under half) and the /24 would be judged whole with
+    # .1's 404s in it; its 4 of the 4 refused requests make the failures its doing.
+    rows = [dict(client=f"203.0.113.{i}", start=60.0 + i + k, end=60.1 + i + k, status=502)
+            for i in (1, 2, 3, 4) for k in (0, 1, 2)]
+    rows += [dict(client=f"203.0.113.{i}", start=70.0 + i, end=71.0 + i) for i in (1, 2, 3, 4)]
+    rows += [dict(client="203.0.113.1", start=80.0 + k, end=80.1 + k, status=404, path=f"/.env{k}") for k in range(4)]
+    s = FeatureStream(tick=100.0, lateness=0.0)
+    (frame,) = list(s.push(events(rows))) + list(s.finish())
+    assert "203.0.113.0/24" not in list(frame.clients)
+    # the 502s alone, spread over all four: judged whole as before
+    s = FeatureStream(tick=100.0, lateness=0.0)
+    (frame,) = list(s.push(events(rows[:-4]))) + list(s.finish())
+    assert "203.0.113.0/24" in list(frame.clients)
+
+
 def test_a_prefix_is_left_to_the_address_with_most_of_its_bytes_but_not_for_one_large_answer():
     # four phones poll alike (two polls each, 1 kB answers); .1 also gets large answers
     polls = [dict(client=f"203.0.113.{i}", start=60.0 + i + 10 * k, end=61.0 + i + 10 * k, bytes=1000)
@@ -174,8 +191,8 @@ def test_a_prefix_scored_whole_sums_its_addresses_4xx_per_user_agent_string():
     whole, one = table.loc["203.0.113.0/24"], table.loc["203.0.113.2"]
     assert whole["fleet_client_errors_per_ua_10s"] == pytest.approx(24) and whole["fleet_client_errors_per_ua_60s"] == pytest.approx(8)
     # per served program (address, agent): none was ever served, so the 4 failures count per one: 24 a minute
-    assert whole["client_errors_per_ua_10s"] == pytest.approx(24)
-    assert np.isnan(one["fleet_client_errors_per_ua_10s"]) and one["client_errors_per_ua_10s"] == pytest.approx(6)
+    assert whole["client_errors_top_ua_10s"] == pytest.approx(24)
+    assert np.isnan(one["fleet_client_errors_per_ua_10s"]) and one["client_errors_top_ua_10s"] == pytest.approx(6)
     # the neighbours' view is the same for the /24 row as for its addresses: 8 failures / one UA string
     assert whole["prefix_failures_per_ua_60s"] == one["prefix_failures_per_ua_60s"] == pytest.approx(8)
 

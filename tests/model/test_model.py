@@ -213,7 +213,7 @@ def _toy_model(beyond: float = 1.0) -> AnomalyModel:
 
 def test_a_ceiling_feature_beyond_the_training_maximum_raises_the_score():
     model, flat = _toy_model(), _toy_model(beyond=0.0)
-    i = FEATURE_NAMES.index("client_errors_per_ua_60s")
+    i = FEATURE_NAMES.index("client_errors_top_ua_60s")
     row = np.full((1, len(FEATURE_NAMES)), np.expm1(0.5))
     far = row.copy()
     far[0, i] = np.expm1(model.ceiling_[i] + 2.0)  # two log units past the most any training row had
@@ -229,7 +229,7 @@ def test_a_ceiling_feature_beyond_the_training_maximum_raises_the_score():
 def test_only_ceiling_features_have_a_ceiling():
     model = _toy_model()
     ceilings = {n for n, c in zip(FEATURE_NAMES, np.isfinite(model.ceiling_)) if c}
-    assert "client_errors_per_ua_60s" in ceilings and "rpm_per_ua_60s" in ceilings
+    assert "client_errors_top_ua_60s" in ceilings and "rpm_per_ua_60s" in ceilings
     # how many people share an address, and the neighbours' traffic, are no program's ceiling
     # (nor are the open requests of its busiest user agent: colleagues on one browser build behind a NAT)
     assert not ceilings & {"rpm_60s", "user_agents_60s", "prefix_failures_per_ua_60s", "irregularity_60s",
@@ -261,13 +261,13 @@ def test_thresholds_are_calibrated_on_cross_fitted_ceilings():
 
 def test_explain_names_a_feature_past_the_ceiling_first_with_the_training_maximum():
     model = _toy_model()
-    i = FEATURE_NAMES.index("client_errors_per_ua_60s")
+    i = FEATURE_NAMES.index("client_errors_top_ua_60s")
     row = np.expm1(np.full(len(FEATURE_NAMES), 0.5))
     row[FEATURE_NAMES.index("rpm_60s")] = 1e6  # far outside too, but no ceiling
     row[i] = 53.0
     name, text = model.explain(row, top=2)[0]
-    assert name == "client_errors_per_ua_60s"
-    assert text.startswith("4xx answers per minute per user agent 53 (normal ")
+    assert name == "client_errors_top_ua_60s"
+    assert text.startswith("4xx answers per minute of its most refused user agent 53 (normal ")
     assert text.endswith(f"; past the training ceiling {_fmt(model.ceiling_raw_[i])})")
 
 
@@ -277,7 +277,7 @@ def test_a_count_the_training_day_barely_saw_is_not_suspicious_at_its_first_even
     raw[:, i] = 0.0  # nobody was ever throttled in training
     model = AnomalyModel(n_estimators=20, max_samples=128).fit(raw, groups=TOY_CLIENTS)
     assert model.ceiling_[i] == pytest.approx(np.log1p(6.0))  # the floor: one event in a 10 s window
-    j = FEATURE_NAMES.index("client_errors_per_ua_60s")
+    j = FEATURE_NAMES.index("client_errors_top_ua_60s")
     raw[:, j] = np.r_[np.full(399, 0.0), 1.0]  # one 4xx a minute, once: the floor still holds
     model = AnomalyModel(n_estimators=20, max_samples=128).fit(raw, groups=TOY_CLIENTS)
     assert model.ceiling_[j] == pytest.approx(np.log1p(6.0))
