@@ -382,8 +382,8 @@ def _spread(held: EventArrays, at: float, width: float, prefixes: np.ndarray, ra
     largest = np.zeros(len(pairs))
     np.maximum.at(largest, inverse, nbytes)
     status = held.status[window]
-    refused = ((status >= 400) & (status < 500)).astype(np.float64)  # the server's own 5xx fall on everyone alike
-    for weights, less in ((None, 0.0), (refused, 0.0), (nbytes, largest)):
+    failed = ((status >= 400) & (status < 500)).astype(np.float64)  # the server's own 5xx fall on everyone alike
+    for weights, less in ((None, 0.0), (failed, 0.0), (nbytes, largest)):
         per_address = np.bincount(inverse, weights=weights, minlength=len(pairs)).astype(np.float64)
         top = np.zeros(n)
         np.maximum.at(top, owner, per_address - less)

@@ -313,13 +313,19 @@ class ClientEvents:
         """Per-client sum of ``values`` (one per event)."""
         return np.bincount(self.code, weights=values, minlength=self.n)
 
-    def by_agent(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sum ``values`` per (client, user agent); return the sums and each pair's client."""
-        if len(values) == 0:
-            return np.zeros(0), np.zeros(0, dtype=np.int64)
+    @cached_property
+    def _agent_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each event's (client, user agent) pair as 0..k-1, and each pair's client (worked out once)."""
+        if len(self.code) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         base = int(self.ua.max()) + 1
         pairs, inverse = np.unique(self.code * base + self.ua, return_inverse=True)
-        return np.bincount(inverse, weights=values, minlength=len(pairs)), pairs // base
+        return inverse.reshape(-1), pairs // base
+
+    def by_agent(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sum ``values`` per (client, user agent); return the sums and each pair's client."""
+        inverse, owner = self._agent_pairs
+        return np.bincount(inverse, weights=values, minlength=len(owner)).astype(np.float64), owner
 
     def distinct(self, values: np.ndarray) -> np.ndarray:
         """Per-client number of distinct integer ``values``."""
