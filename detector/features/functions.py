@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.features.view import NOT_REPEATABLE, ClientEvents, counted_agents, group_median, refused
+from detector.features.view import (NOT_REPEATABLE, ClientEvents, counted_agents, distinct_per_group, group_median,
+                                   refused)
 
 ABORTED = 499
 THROTTLED = 429
 NO_CONTENT = 204
 PARTIAL = 206  # a range of a resource: a viewer fetching a file by parts asks the same URL many times
-#: Repeats of one read that do not count (``_repeats``): asking for something once more is ordinary.
-ONCE_AGAIN = 1
+#: Repeats of one read that do not count (``_repeats``): asking for something once or twice more is
+#: ordinary (a person reloading a page that seems stuck).
+ONCE_AGAIN = 2
+#: Seconds after the first answer to a read before asking for it again is a repeat (``_repeats``): the tabs
+#: of one browser on one channel each poll and each fetch the message they were sent, within a moment of
+#: each other; a loop or a replay keeps asking long after.
+AGAIN_AFTER = 1.0
 #: An empty answer within this share of the server's hold time came back early (see ``early_empty...``).
 EARLY = 0.25
 
@@ -280,6 +286,19 @@ def paths_per_ua(ev: ClientEvents) -> np.ndarray:
     return _per_ua(ev, ev.distinct(ev.path))
 
 
+def failed_paths_per_ua(ev: ClientEvents) -> np.ndarray:
+    """Distinct URI paths the client was answered an error on (4xx or 5xx, but 429 and 499) per user agent.
+
+    Someone whose page or poll fails asks for the same few things again; a scanner or a scraper walks
+    on through paths that fail. During an outage every request fails with a 502, and the refusal and
+    5xx counts cannot tell a scanner from a browser retrying its poll (an office of them retries more);
+    the number of different things that failed can. A throttled client's 429s are our own doing, and a
+    499 is the client giving up.
+    """
+    failed = (ev.status >= 400) & (ev.status != 429) & (ev.status != 499)
+    return _per_ua(ev, distinct_per_group(ev.code[failed], ev.path[failed], ev.n))
+
+
 def path_entropy(ev: ClientEvents) -> np.ndarray:
     """Shannon entropy (bits) of the paths the client asked for: 0 for a client that only polls,
     log2(n) for n requests to n different paths (a scanner, a scraper walking ids); a browser loading
@@ -304,26 +323,31 @@ def outside_poll_share(ev: ClientEvents) -> np.ndarray:
         return np.where(ev.count > 0, outside / ev.count, np.nan)
 
 
-def repeated_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
-    """Answers with a body (2xx but 206, bytes > 0) to a read (GET or HEAD of the same path and query) the
-    client had asked for again once it had the earlier answer, from the second time again on (``_repeats``),
-    per minute per user agent.
+def repeated_answers_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Answers with a body (2xx but 206, bytes > 0) to the read (GET or HEAD of the same path and query,
+    by one user agent) the client asked for again most often once it had the earlier answer, from the
+    third time again on (``_repeats``), per minute per user agent.
 
     A long-poll client moves its cursor on after each answer, so the next poll is a new request; one that
     replays an old cursor, or re-downloads the same thing in a loop, is answered the same request again and
-    again. Writes (a consumer POSTing to one publish URL) are never the same request twice; two user agents
-    (two browsers behind one NAT, two hosts of a fleet) each asking once is no repeat, nor are colleagues
-    on one browser build asking at the same time (neither had the answer yet), nor the parts (206) of a
-    file a viewer fetches by ranges.
+    again. Counted for its most repeated read, not summed over reads, and only what is asked again a
+    second or more after the answer (``AGAIN_AFTER``): a phone with three or four tabs open on one channel
+    asks for every poll and every message once per tab, a moment apart, while a loop asks for its one
+    thing without end (summed, and counted at once, browsers with three tabs were throttled in unseen
+    hours; counted at once, one with four tabs was blocked). Writes (a consumer POSTing to one publish
+    URL) are never the same request twice; two user agents (two browsers behind one NAT, two hosts of a
+    fleet) each asking once is no repeat, nor are colleagues on one browser build asking at the same time
+    (neither had the answer yet), nor the parts (206) of a file a viewer fetches by ranges.
     """
-    code, _bytes = _repeats(ev)
-    return _events_per_ua_per_minute(ev, code)
+    code, _bytes, read = _repeats(ev)
+    return _top_read_per_minute(ev, code, read)
 
 
-def replayed_polls_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
-    """Polls of the long-poll endpoint (``ClientEvents.poll_paths``) asked for again, and answered with data
-    again, after the same client and user agent had been answered that very poll; per minute per user
-    agent. NaN where the window shows no long polling.
+def replayed_polls_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
+    """The poll of the long-poll endpoint (``ClientEvents.poll_paths``) the client asked for again most often,
+    and was answered with data again, after the same client and user agent had been answered that very poll,
+    per minute per user agent (as ``repeated_answers_top_read_per_minute``, among polls). NaN where the
+    window shows no long polling.
 
     A long-poll client answered with data moves its cursor on; one asking for the same cursor again and
     again is replaying it. Colleagues behind one NAT with the same browser build polling the same
@@ -332,37 +356,51 @@ def replayed_polls_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     """
     if len(ev.poll_paths) == 0:
         return np.full(ev.n, np.nan)
-    code, _bytes = _repeats(ev, np.isin(ev.path, ev.poll_paths))
-    return _events_per_ua_per_minute(ev, code)
+    code, _bytes, read = _repeats(ev, np.isin(ev.path, ev.poll_paths))
+    return _top_read_per_minute(ev, code, read)
 
 
-def repeated_bytes_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
-    """Bytes of the answers ``repeated_answers_per_ua_per_minute`` counts, per minute per user agent.
+def repeated_bytes_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
+    """Bytes of the repeated answers (as ``repeated_answers_top_read_per_minute`` counts them) to the one
+    read that drew the most, per minute per user agent.
 
     A health check asks the same small question every few seconds; a client replaying an old cursor pulls
     the same backlog again and again. (No ceiling: one person downloading a large file twice is more bytes
     than any loop over small ones.)
     """
-    code, nbytes = _repeats(ev)
-    return _events_per_ua_per_minute(ev, code, nbytes)
+    code, nbytes, read = _repeats(ev)
+    return _top_read_per_minute(ev, code, read, nbytes)
 
 
-def _events_per_ua_per_minute(ev: ClientEvents, code: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Per client, the events (their ``weights``, such as bytes) whose client codes are ``code``, per minute
-    per user agent."""
-    return _per_ua(ev, _per_minute(ev, np.bincount(code, weights=weights, minlength=ev.n).astype(np.float64)))
+def _top_read_per_minute(ev: ClientEvents, code: np.ndarray, read: np.ndarray,
+                         weights: np.ndarray | None = None) -> np.ndarray:
+    """Per client, the most any one of its reads drew of the repeats ``code`` and ``read`` (``_repeats``)
+    name (their count, or the sum of their ``weights``), per minute per user agent: colleagues behind one
+    NAT on one browser build are one user agent, and each opening the message they were all sent is the
+    same read asked again (counted per address, not per user agent, the training day's highest in 10 s
+    rose from 24 to 60 a minute)."""
+    top = np.zeros(ev.n)
+    if len(read):
+        sums = np.bincount(read, weights=weights)
+        owner = np.zeros(len(sums), dtype=np.int64)
+        owner[read] = code
+        np.maximum.at(top, owner, sums)
+    return _per_ua(ev, _per_minute(ev, top))
 
 
-def _repeats(ev: ClientEvents, among: np.ndarray | bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Client codes and bytes of the answers (of the events ``among`` selects) that repeat an earlier
-    answer to the same client, user agent and read, asked for once an earlier answer to it had come (the
-    first answer of each is not a repeat, nor is one asked while every earlier one was still open) -- but
-    from its second repeat on (``ONCE_AGAIN``): a person reloading a page, or two tabs on one poll, asks
-    for each thing once more; a loop or a replayed cursor asks again and again."""
+def _repeats(ev: ClientEvents, among: np.ndarray | bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Client codes, bytes and read numbers (one number per client, user agent and read) of the answers (of
+    the events ``among`` selects) that repeat an earlier answer to the same client, user agent and read,
+    asked for ``AGAIN_AFTER`` seconds or more after the first answer to it had come (the first answer of
+    each is not a repeat, nor is one asked while every earlier one was still open, nor the same poll or
+    message asked by a browser's other tabs a moment later) -- and from its third repeat on
+    (``ONCE_AGAIN``): a person reloading a page asks for it once or twice more (counted from the second,
+    two reloads in a minute made browsers the commonest false positive of unseen hours); a loop or a
+    replayed cursor asks again and again."""
     answered = np.flatnonzero((ev.status >= 200) & (ev.status < 300) & (ev.status != PARTIAL) & (ev.bytes > 0)
                               & (ev.request != NOT_REPEATABLE) & among)
     if len(answered) == 0:
-        return answered, np.empty(0)
+        return answered, np.empty(0), answered
     order = answered[np.lexsort((ev.start[answered], ev.request[answered], ev.ua[answered], ev.code[answered]))]
     code, ua, request = ev.code[order], ev.ua[order], ev.request[order]
     same = np.r_[False, (code[1:] == code[:-1]) & (ua[1:] == ua[:-1]) & (request[1:] == request[:-1])]
@@ -373,12 +411,12 @@ def _repeats(ev: ClientEvents, among: np.ndarray | bool = True) -> tuple[np.ndar
     step = end.max() + 1.0
     first_end = np.minimum.accumulate(end - run * step) + run * step
     asked = ev.start[order] - ev.end[order].min() + 1e-6  # (a microsecond: the offsets' rounding)
-    again = same & (asked >= np.r_[np.inf, first_end[:-1]])
+    again = same & (asked >= np.r_[np.inf, first_end[:-1]] + AGAIN_AFTER)
     # the how-manieth repeat of its read each one is (1, 2, ...), counted within each run
     nth = np.cumsum(again)
     nth = nth - np.r_[0, nth[:-1]][np.flatnonzero(~same)][run - 1]
     again &= nth > ONCE_AGAIN
-    return code[again], ev.bytes[order][again].astype(np.float64)
+    return code[again], ev.bytes[order][again].astype(np.float64), run[again]
 
 
 def _prefix(ev: ClientEvents):

@@ -168,13 +168,14 @@ def test_gaps_follow_each_user_agent_apart():
 
 
 def test_repeated_answers_count_the_same_request_answered_again():
-    # r replays cursor=0 three times with data (2 repeats, of which the second counts: asking once more is
-    # ordinary), plus one empty 204 and one 404 of the same request that do not count; m moves its cursor
+    # r replays cursor=0 four times with data (3 repeats, of which the third counts: asking once or twice
+    # more is ordinary), plus one empty 204 and one 404 of the same request that do not count; m moves its cursor
     # on (no repeat); 30 s window -> counts x 2 per minute
     frame = events([
         dict(client="r", start=71, end=71.1, query="cursor=0", bytes=30_000),
-        dict(client="r", start=72, end=72.1, query="cursor=0", bytes=30_000),
+        dict(client="r", start=72.1, end=72.2, query="cursor=0", bytes=30_000),
         dict(client="r", start=73, end=73.1, query="cursor=0", bytes=31_000),
+        dict(client="r", start=73.5, end=73.6, query="cursor=0", bytes=32_000),
         dict(client="r", start=74, end=99, query="cursor=0", status=204),
         dict(client="r", start=99, end=99.5, query="cursor=0", status=404, bytes=100),
         dict(client="m", start=71, end=80, query="cursor=5", bytes=500),
@@ -184,34 +185,88 @@ def test_repeated_answers_count_the_same_request_answered_again():
         dict(client="m", start=97, end=97.1, method="POST", path="/v1/publish", bytes=20),  # repeat
         # n: two colleagues behind one NAT, one browser build, poll cursor=3 at once and are answered
         # together (a repeat, but asked before the first answer came: no replay); s loads one script
-        # bundle three times (2 repeats, the second counts; not of a poll)
+        # bundle four times (3 repeats, the third counts; not of a poll)
         dict(client="n", start=80, end=90, query="cursor=3", bytes=400),
         dict(client="n", start=81, end=90.001, query="cursor=3", bytes=400),
-        *[dict(client="s", start=t, end=t + 0.2, path="/static/app.js", bytes=190_000) for t in (75, 85, 95)],
+        *[dict(client="s", start=t, end=t + 0.2, path="/static/app.js", bytes=190_000) for t in (75, 80, 85, 95)],
         # v: a PDF viewer fetching one file by ranges (206), one after the other: parts, not repeats
         *[dict(client="v", start=t, end=t + 0.5, path="/doc.pdf", status=206, bytes=65_536) for t in (80, 81, 82)],
-        # w: /big answered at 76, asked again at 77 (a slow answer, until 87: a repeat) and at 78 (while the
-        # slow one still runs, but after the first had come: a repeat too, the second: it counts)
+        # w: /big answered at 76, asked again at 77 (a slow answer, until 87: a repeat), at 78 (while the
+        # slow one still runs, but after the first had come: a repeat too) and at 79.5 (the third: it counts)
         dict(client="w", start=75, end=76, path="/big", bytes=1_000),
         dict(client="w", start=77, end=87, path="/big", bytes=1_000),
         dict(client="w", start=78, end=79, path="/big", bytes=1_000),
+        dict(client="w", start=79.5, end=80, path="/big", bytes=1_000),
     ])
     ev = ClientEvents.from_frame(frame, at=100.0, width=30.0,
                                  clients=np.array(["r", "m", "n", "s", "v", "w"], dtype=object))
     # n's colleagues asked at once (neither had the answer yet): no repeat
-    np.testing.assert_allclose(f.repeated_answers_per_ua_per_minute(ev), [2.0, 0.0, 0.0, 2.0, 0.0, 2.0])
-    # the counted repeats' bytes, twice a minute: r's third answer (31,000), s's third bundle, w's 78
-    np.testing.assert_allclose(f.repeated_bytes_per_ua_per_minute(ev),
-                               [62_000.0, 0.0, 0.0, 380_000.0, 0.0, 2_000.0])
+    np.testing.assert_allclose(f.repeated_answers_top_read_per_minute(ev), [2.0, 0.0, 0.0, 2.0, 0.0, 2.0])
+    # the counted repeats' bytes, twice a minute: r's fourth answer (32,000), s's fourth bundle, w's 79.5
+    np.testing.assert_allclose(f.repeated_bytes_top_read_per_minute(ev),
+                               [64_000.0, 0.0, 0.0, 380_000.0, 0.0, 2_000.0])
     # writes: m's two POSTs in 30 s, 4 a minute over its 2 user agents = 2
     np.testing.assert_allclose(f.writes_per_ua_per_minute(ev), [0.0, 2.0, 0.0, 0.0, 0.0, 0.0])
     # user agents on a single request answered within 1 s: none (m's "other" made one poll, held 5 s;
     # every other agent asked two or more times)
     np.testing.assert_allclose(f.quick_one_off_agents(ev), [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     # the window's hold (99th percentile of durations) is 22.0 s and only r's 25 s poll was held half of
-    # it or more: /v1/poll is the long-poll endpoint. Replays: r's two, each asked after the earlier answer;
-    # the second counts
-    np.testing.assert_allclose(f.replayed_polls_per_ua_per_minute(ev), [2.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    # it or more: /v1/poll is the long-poll endpoint. Replays: r's three, each asked after the earlier answer;
+    # the third counts
+    np.testing.assert_allclose(f.replayed_polls_top_read_per_minute(ev), [2.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+
+
+def test_repeats_count_the_most_repeated_read_asked_again_later():
+    # t: a phone with four tabs on one channel, one user agent. Two polls held 5 s, the tabs asking at once
+    # (no repeat); after each, the four tabs fetch the new message one after the other, 0.1 s apart, once
+    # the first answer had come; then a poll answered at once, asked by the tabs one after the other. Each
+    # read is asked 4 times, but within a second of its first answer (AGAIN_AFTER): no repeat at all
+    rows = []
+    for i, t in enumerate((71.0, 77.0)):
+        for tab in range(4):
+            rows.append(dict(client="t", start=t + 0.05 * tab, end=t + 5 + 0.05 * tab, query=f"cursor={i}",
+                             bytes=600))
+            rows.append(dict(client="t", start=t + 5.2 + 0.1 * tab, end=t + 5.21 + 0.1 * tab,
+                             path=f"/v1/messages/{40 + i}", bytes=1_500))
+    rows += [dict(client="t", start=83.0 + 0.1 * tab, end=83.02 + 0.1 * tab, query="cursor=2", bytes=600)
+             for tab in range(4)]
+    # k: three messages, each asked again 2, 4 and 6 s after its first answer (3 repeats each, the third
+    # counts: asking once or twice more is ordinary): summed 3, but its most repeated read drew 1 -> 2 a
+    # minute
+    rows += [dict(client="k", start=t0 + dt, end=t0 + dt + 0.01, path=f"/v1/messages/{m}", bytes=900)
+             for m, t0 in ((7, 71.0), (8, 79.0), (9, 87.0)) for dt in (0.0, 2.0, 4.0, 6.0)]
+    # l: a loop fetching one file five times (4 repeats, 2 count) beside one page it loads three times (2
+    # repeats, none counted): its most repeated read drew 2 -> 4 a minute, and 2 x 190,000 bytes -> 760,000
+    rows += [dict(client="l", start=t, end=t + 0.2, path="/static/app.js", bytes=190_000)
+             for t in (72, 76, 80, 84, 88)]
+    rows += [dict(client="l", start=t, end=t + 0.1, path="/", bytes=6_000) for t in (73, 81, 90)]
+    ev = ClientEvents.from_frame(events(rows), at=100.0, width=30.0,
+                                 clients=np.array(["t", "k", "l"], dtype=object))
+    np.testing.assert_allclose(f.repeated_answers_top_read_per_minute(ev), [0.0, 2.0, 4.0])
+    np.testing.assert_allclose(f.repeated_bytes_top_read_per_minute(ev), [0.0, 2 * 900.0, 2 * 380_000.0])
+    # /v1/poll, held 5 s, is the window's long-poll endpoint; t's tabs replayed none of its polls
+    np.testing.assert_allclose(f.replayed_polls_top_read_per_minute(ev), [0.0, 0.0, 0.0])
+
+
+def test_failed_paths_count_the_different_things_that_failed():
+    # in an outage (every upstream answer a 502): s, a scanner, fails on 5 different paths (one twice);
+    # b, a browser, retries its poll 4 times and reloads its page (/ and /static/app.js) -> 3 paths, over
+    # its 2 user agents (the other one answered) = 1.5; t's 429s and aborted poll (499) are no failure;
+    # n was refused /a (404) and /b (403) and answered /c -> 2
+    rows = [dict(client="s", start=60.0 + i, end=60.1 + i, path=p, status=502)
+            for i, p in enumerate(("/.env", "/wp-login.php", "/.git/config", "/admin", "/.env", "/backup.zip"))]
+    rows += [dict(client="b", start=50.0 + 5 * i, end=50.2 + 5 * i, status=502) for i in range(4)]
+    rows += [dict(client="b", start=71.0, end=71.1, path="/", status=502),
+             dict(client="b", start=71.2, end=71.3, path="/static/app.js", status=502),
+             dict(client="b", start=72.0, end=80.0, ua="other")]
+    rows += [dict(client="t", start=70.0 + i, end=70.1 + i, path=f"/x{i}", status=429) for i in range(3)]
+    rows += [dict(client="t", start=60.0, end=75.0, status=499)]
+    rows += [dict(client="n", start=80.0, end=80.1, path="/a", status=404),
+             dict(client="n", start=81.0, end=81.1, path="/b", status=403),
+             dict(client="n", start=82.0, end=82.1, path="/c")]
+    ev = ClientEvents.from_frame(events(rows), at=100.0, width=60.0,
+                                 clients=np.array(["s", "b", "t", "n"], dtype=object))
+    np.testing.assert_allclose(f.failed_paths_per_ua(ev), [5.0, 1.5, 0.0, 2.0])
 
 
 def test_prefix_view_counts_every_address_of_the_prefix():

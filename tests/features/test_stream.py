@@ -174,7 +174,7 @@ def test_a_prefix_scored_whole_counts_each_address_and_agent_as_one_program():
     s = FeatureStream(tick=100.0, lateness=0.0)
     (frame,) = list(s.push(events(rows))) + list(s.finish())
     whole = frame.to_frame().loc["203.0.113.0/24"]
-    assert whole["user_agents_60s"] == 3 and whole["repeats_per_ua_60s"] == 0
+    assert whole["user_agents_60s"] == 3 and whole["repeats_top_read_60s"] == 0
     assert np.isnan(whole["quick_one_off_agents_60s"])  # an address's measure, not a network's
     assert whole["busiest_ua_concurrency_60s"] == pytest.approx(25 / 60)
 
