@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.features.view import (NOT_REPEATABLE, ClientEvents, counted_agents, distinct_per_group, group_median,
-                                   refused)
+from detector.features.view import (NOT_REPEATABLE, ClientEvents, counted_agents, distinct_per_group, group_max,
+                                   group_median, refused)
 
 ABORTED = 499
 THROTTLED = 429
@@ -88,9 +88,7 @@ def client_errors_top_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     refusals, owner = ev.by_agent(bad.astype(np.float64))
     served = ev.by_agent((~bad).astype(np.float64))[0] > 0
     out = np.bincount(owner, weights=np.where(served, 0.0, refusals), minlength=ev.n)
-    top = np.zeros(ev.n)
-    np.maximum.at(top, owner, np.where(served, refusals, 0.0))
-    return _per_minute(ev, out + top)
+    return _per_minute(ev, out + group_max(np.where(served, refusals, 0.0), owner, ev.n))
 
 
 def throttled_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
@@ -166,9 +164,7 @@ def busiest_agent_concurrency(ev: ClientEvents) -> np.ndarray:
     An office behind a NAT spreads its polls over many browser builds; a flood sits on one.
     """
     held, owner = ev.by_agent(_time_open(ev) / ev.width)
-    out = np.zeros(ev.n)
-    np.maximum.at(out, owner, held)
-    return _timed(ev, out)
+    return _timed(ev, group_max(held, owner, ev.n))
 
 
 def open_surge_per_ua(ev: ClientEvents) -> np.ndarray:
@@ -295,7 +291,7 @@ def failed_paths_per_ua(ev: ClientEvents) -> np.ndarray:
     the number of different things that failed can. A throttled client's 429s are our own doing, and a
     499 is the client giving up.
     """
-    failed = (ev.status >= 400) & (ev.status != 429) & (ev.status != 499)
+    failed = refused(ev.status) | (ev.status >= 500)
     return _per_ua(ev, distinct_per_group(ev.code[failed], ev.path[failed], ev.n))
 
 
@@ -379,13 +375,12 @@ def _top_read_per_minute(ev: ClientEvents, code: np.ndarray, read: np.ndarray,
     NAT on one browser build are one user agent, and each opening the message they were all sent is the
     same read asked again (counted per address, not per user agent, the training day's highest in 10 s
     rose from 24 to 60 a minute)."""
-    top = np.zeros(ev.n)
-    if len(read):
-        sums = np.bincount(read, weights=weights)
-        owner = np.zeros(len(sums), dtype=np.int64)
-        owner[read] = code
-        np.maximum.at(top, owner, sums)
-    return _per_ua(ev, _per_minute(ev, top))
+    if len(read) == 0:
+        return np.zeros(ev.n)
+    sums = np.bincount(read, weights=weights)
+    owner = np.zeros(len(sums), dtype=np.int64)
+    owner[read] = code
+    return _per_ua(ev, _per_minute(ev, group_max(sums, owner, ev.n)))
 
 
 def _repeats(ev: ClientEvents, among: np.ndarray | bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

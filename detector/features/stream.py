@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from detector.features.catalog import FEATURE_NAMES, FEATURES, FeatureSpec, compute_raw
-from detector.features.view import ClientEvents, EventArrays, Interner, group_median
+from detector.features.view import ClientEvents, EventArrays, Interner, group_max, group_median
 from detector.ingest.formats import OPENED
 
 if TYPE_CHECKING:
@@ -379,14 +379,12 @@ def _spread(held: EventArrays, at: float, width: float, prefixes: np.ndarray, ra
     n = len(prefixes)
     spread = np.ones(n, dtype=bool)
     nbytes = held.bytes[window].astype(np.float64)
-    largest = np.zeros(len(pairs))
-    np.maximum.at(largest, inverse, nbytes)
+    largest = group_max(nbytes, inverse, len(pairs))
     status = held.status[window]
     failed = ((status >= 400) & (status < 500)).astype(np.float64)  # the server's own 5xx fall on everyone alike
     for weights, less in ((None, 0.0), (failed, 0.0), (nbytes, largest)):
         per_address = np.bincount(inverse, weights=weights, minlength=len(pairs)).astype(np.float64)
-        top = np.zeros(n)
-        np.maximum.at(top, owner, per_address - less)
+        top = group_max(per_address - less, owner, n)
         total = np.bincount(owner, weights=per_address, minlength=n)
         spread &= (top <= 0.5 * total) | (total == 0)
         if weights is None:

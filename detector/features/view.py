@@ -68,6 +68,17 @@ def distinct_per_group(groups: np.ndarray, values: np.ndarray, n: int) -> np.nda
     return np.bincount(np.unique(groups * base + values) // base, minlength=n).astype(np.float64)
 
 
+def group_max(values: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
+    """Largest of ``values`` per integer group ``0..n-1``, and at least 0 (counts, bytes, open requests).
+
+    >>> group_max(np.array([5.0, 1.0, 3.0]), np.array([0, 0, 2]), 3).tolist()
+    [5.0, 0.0, 3.0]
+    """
+    out = np.zeros(n)
+    np.maximum.at(out, groups, values)
+    return out
+
+
 def group_median(values: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
     """Median of ``values`` per integer group ``0..n-1`` (NaN for an empty group), in numpy alone.
 
