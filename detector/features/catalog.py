@@ -93,6 +93,8 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("paths_per_ua_60s", 60, f.paths_per_ua, "distinct paths per user agent", ceiling=True),
     FeatureSpec("failed_paths_per_ua_60s", 60, f.failed_paths_per_ua,
                 "distinct paths answered with an error (4xx, 5xx; not 429, 499) per user agent", ceiling=True),
+    FeatureSpec("unprompted_read_seconds_60s", 60, f.unprompted_read_seconds_top_ua,
+                "seconds in which it asked for something new that no poll answer prompted", ceiling=True),
     FeatureSpec("path_entropy_60s", 60, f.path_entropy, "path entropy", " bits", log=False),
     FeatureSpec("outside_poll_share_60s", 60, f.outside_poll_share,
                 "share of requests outside the long-poll endpoint", log=False),

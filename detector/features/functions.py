@@ -25,6 +25,13 @@ ONCE_AGAIN = 2
 AGAIN_AFTER = 1.0
 #: An empty answer within this share of the server's hold time came back early (see ``early_empty...``).
 EARLY = 0.25
+#: Seconds after an answer with a body from the long-poll endpoint within which the same program's reads
+#: elsewhere count as prompted by it (``unprompted_read_seconds_top_ua``): a consumer fetches the messages its
+#: poll announced at once, a browser its newest one within half a second.
+PROMPTED_WITHIN = 2.0
+#: ``unprompted_read_seconds_top_ua`` counts the seconds in which a program asked for something new: a page load
+#: asks for all its files within a second or two, whatever their number; a walk goes on second after second.
+WALK_STEP = 1.0
 
 
 def _per_minute(ev: ClientEvents, counts: np.ndarray) -> np.ndarray:
@@ -293,6 +300,52 @@ def failed_paths_per_ua(ev: ClientEvents) -> np.ndarray:
     """
     failed = refused(ev.status) | (ev.status >= 500)
     return _per_ua(ev, distinct_per_group(ev.code[failed], ev.path[failed], ev.n))
+
+
+def unprompted_read_seconds_top_ua(ev: ClientEvents) -> np.ndarray:
+    """Seconds (``WALK_STEP``) in which the program asked for a read (a path and query asked with a method
+    that changes nothing, or with none named: ``request_hashes``) outside the long-poll endpoint(s) that it
+    had not asked for before in the window and that no answer of its own polls prompted, for the client's
+    user agent with the most such seconds.
+
+    A consumer that fetches every message its poll announces, or a browser its newest one, asks for many
+    different things, but each within a moment (``PROMPTED_WITHIN``) of a poll answer with a body. A page
+    load asks for its files, however many, within a second or two, and for the same ones on a reload. A
+    scraper or a crawler walks on through ids or pages that nothing announced, second after second.
+    Counted for one user agent (the one with most), not spread over an office's browsers nor diluted by
+    decoys; reads that failed count too (a scraper's 404s on ids that are gone). A read first asked in the
+    window's first ``PROMPTED_WITHIN`` seconds is left out, then and when asked again: its prompt may have
+    ended before the window (a consumer catching up after an outage fetches dozens of messages on one
+    answer). NaN where the
+    window shows no long polling (``ClientEvents.poll_paths``): without it nothing can be told prompted.
+    """
+    polls = ev.poll_paths
+    if len(polls) == 0:
+        return np.full(ev.n, np.nan)
+    pair, owner = ev.agent_pairs
+    on_poll = np.isin(ev.path, polls)
+    answer = np.flatnonzero(on_poll & (ev.status >= 200) & (ev.status < 300) & (ev.bytes > 0))
+    # each read's first asking in the window by its program; judged only from PROMPTED_WITHIN s in
+    read = np.flatnonzero(~on_poll & (ev.request != NOT_REPEATABLE))
+    read = read[np.lexsort((ev.start[read], ev.request[read], pair[read]))]
+    first = np.ones(len(read), dtype=bool)
+    first[1:] = (pair[read][1:] != pair[read][:-1]) | (ev.request[read][1:] != ev.request[read][:-1])
+    read = read[first & (ev.start[read] >= ev.at - ev.width + PROMPTED_WITHIN)]
+    if len(read) == 0:
+        return np.zeros(ev.n)
+    # answers (at their end) and reads (at their start) in time order per program, answers first on ties
+    when = np.r_[ev.end[answer], ev.start[read]]
+    who = np.r_[pair[answer], pair[read]]
+    is_read = np.r_[np.zeros(len(answer), dtype=bool), np.ones(len(read), dtype=bool)]
+    order = np.lexsort((is_read, when, who))
+    when, who, is_read = when[order], who[order], is_read[order]
+    # the position of the latest answer before each read (-1 for none yet), if it is the program's own
+    last = np.maximum.accumulate(np.where(is_read, -1, np.arange(len(when))))
+    own = np.maximum(last, 0)
+    prompted = (last >= 0) & (who[own] == who) & (when - when[own] <= PROMPTED_WITHIN)
+    new = is_read & ~prompted
+    second = np.floor((when[new] - (ev.at - ev.width)) / WALK_STEP).astype(np.int64)  # 0, 1, ... of the window
+    return group_max(distinct_per_group(who[new], second, len(owner)), owner, ev.n)
 
 
 def path_entropy(ev: ClientEvents) -> np.ndarray:

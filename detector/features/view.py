@@ -325,7 +325,7 @@ class ClientEvents:
         return np.bincount(self.code, weights=values, minlength=self.n)
 
     @cached_property
-    def _agent_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+    def agent_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """Each event's (client, user agent) pair as 0..k-1, and each pair's client (worked out once)."""
         if len(self.code) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -335,7 +335,7 @@ class ClientEvents:
 
     def by_agent(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sum ``values`` per (client, user agent); return the sums and each pair's client."""
-        inverse, owner = self._agent_pairs
+        inverse, owner = self.agent_pairs
         return np.bincount(inverse, weights=values, minlength=len(owner)).astype(np.float64), owner
 
     def distinct(self, values: np.ndarray) -> np.ndarray:

@@ -269,6 +269,43 @@ def test_failed_paths_count_the_different_things_that_failed():
     np.testing.assert_allclose(f.failed_paths_per_ua(ev), [5.0, 1.5, 0.0, 2.0])
 
 
+def test_unprompted_read_seconds_count_a_walk_not_a_page_load():
+    # Window (40, 100]; reads are judged from 42 on. /v1/poll, held 25 s, is the poll endpoint.
+    # c, a consumer (ua lib), is answered on its poll with a body at 65 and 90.1 and fetches messages 1-3
+    # within 0.03 s of the first (prompted; message 1 asked again at 96 is nothing new); 4 at 93 and 5 at
+    # 94, 2.9 s or more after the second (not): 2 seconds; its other user agent fetches 6 right after lib's
+    # answer, which was not its own: 1; top: 2.
+    # s walks messages 10-14 one a second after a poll answered 204 (no body: nothing announced), asks 12
+    # again at 65 (nothing new), is refused 15 (404) at 66 and posts at 67 (a write): 6 seconds; message 9,
+    # asked at 41.5, is not judged (an answer before the window might have announced it), nor is it new
+    # when asked again at 68.
+    # b loads a page of 5 files within half a second on ua A and reloads it (1 second: nothing new on the
+    # reload), and pages 1-3 of a list on ua B, a second apart (the query tells pages apart): 3, not 5.
+    rows = [dict(client="c", start=40.0, end=65.0, status=200, bytes=300, ua="lib"),
+            dict(client="c", start=65.1, end=90.1, status=200, bytes=300, ua="lib")]
+    rows += [dict(client="c", start=65.01 + 0.01 * i, end=65.015 + 0.01 * i, path=f"/v1/messages/{i + 1}", ua="lib")
+             for i in range(3)]
+    rows += [dict(client="c", start=93.0 + i, end=93.01 + i, path=f"/v1/messages/{4 + i}", ua="lib") for i in range(2)]
+    rows += [dict(client="c", start=65.05, end=65.06, path="/v1/messages/6", ua="other"),
+             dict(client="c", start=96.0, end=96.01, path="/v1/messages/1", ua="lib")]
+    rows += [dict(client="s", start=30.0, end=59.9, status=204, ua="py"),
+             dict(client="s", start=41.5, end=41.6, path="/v1/messages/9", ua="py"),
+             dict(client="s", start=68.0, end=68.01, path="/v1/messages/9", ua="py")]
+    rows += [dict(client="s", start=60.0 + i, end=60.01 + i, path=f"/v1/messages/{m}", ua="py")
+             for i, m in enumerate((10, 11, 12, 13, 14, 12))]
+    rows += [dict(client="s", start=66.0, end=66.01, path="/v1/messages/15", status=404, ua="py"),
+             dict(client="s", start=67.0, end=67.01, path="/v1/publish", method="POST", ua="py")]
+    rows += [dict(client="b", start=t + 0.1 * i, end=t + 0.1 * i + 0.05, path=p, ua="A") for t in (50.0, 70.0)
+             for i, p in enumerate(("/", "/static/app.js", "/static/app.css", "/static/logo.svg", "/static/x.png"))]
+    rows += [dict(client="b", start=81.0 + i, end=81.1 + i, path="/x", query=f"page={i + 1}", ua="B") for i in range(3)]
+    ev = ClientEvents.from_frame(events(rows), at=100.0, width=60.0,
+                                 clients=np.array(["c", "s", "b"], dtype=object))
+    np.testing.assert_allclose(f.unprompted_read_seconds_top_ua(ev), [2.0, 6.0, 3.0])
+    # without durations nothing shows which endpoint holds, so nothing can be told prompted: NaN
+    blind = ClientEvents.from_frame(events([dict(r, duration=np.nan) for r in rows]), at=100.0, width=60.0)
+    assert np.isnan(f.unprompted_read_seconds_top_ua(blind)).all()
+
+
 def test_prefix_view_counts_every_address_of_the_prefix():
     # 203.0.113.0/24 holds .1 (2 requests, ua A, one 401), .2 (1 request, ua A, a 499) and .3 (1 request,
     # ua B, ended before the 60 s window); 198.51.100.7 is alone; 2001:db8::/64 holds ::1 and ::2 (ua C)
