@@ -316,8 +316,8 @@ def unprompted_read_seconds_top_ua(ev: ClientEvents) -> np.ndarray:
     decoys; reads that failed count too (a scraper's 404s on ids that are gone). A read first asked in the
     window's first ``PROMPTED_WITHIN`` seconds is left out, then and when asked again: its prompt may have
     ended before the window (a consumer catching up after an outage fetches dozens of messages on one
-    answer). NaN where the
-    window shows no long polling (``ClientEvents.poll_paths``): without it nothing can be told prompted.
+    answer). NaN where the window shows no long polling (``ClientEvents.poll_paths``): without it nothing
+    can be told prompted.
     """
     polls = ev.poll_paths
     if len(polls) == 0:
@@ -328,8 +328,9 @@ def unprompted_read_seconds_top_ua(ev: ClientEvents) -> np.ndarray:
     # each read's first asking in the window by its program; judged only from PROMPTED_WITHIN s in
     read = np.flatnonzero(~on_poll & (ev.request != NOT_REPEATABLE))
     read = read[np.lexsort((ev.start[read], ev.request[read], pair[read]))]
+    program, request = pair[read], ev.request[read]
     first = np.ones(len(read), dtype=bool)
-    first[1:] = (pair[read][1:] != pair[read][:-1]) | (ev.request[read][1:] != ev.request[read][:-1])
+    first[1:] = (program[1:] != program[:-1]) | (request[1:] != request[:-1])
     read = read[first & (ev.start[read] >= ev.at - ev.width + PROMPTED_WITHIN)]
     if len(read) == 0:
         return np.zeros(ev.n)
@@ -388,7 +389,7 @@ def repeated_answers_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
     fleet) each asking once is no repeat, nor are colleagues on one browser build asking at the same time
     (neither had the answer yet), nor the parts (206) of a file a viewer fetches by ranges.
     """
-    code, _bytes, read = _repeats(ev)
+    code, _bytes, read = _all_repeats(ev)
     return _top_read_per_minute(ev, code, read)
 
 
@@ -417,7 +418,7 @@ def repeated_bytes_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
     the same backlog again and again. (No ceiling: one person downloading a large file twice is more bytes
     than any loop over small ones.)
     """
-    code, nbytes, read = _repeats(ev)
+    code, nbytes, read = _all_repeats(ev)
     return _top_read_per_minute(ev, code, read, nbytes)
 
 
@@ -434,6 +435,13 @@ def _top_read_per_minute(ev: ClientEvents, code: np.ndarray, read: np.ndarray,
     owner = np.zeros(len(sums), dtype=np.int64)
     owner[read] = code
     return _per_ua(ev, _per_minute(ev, group_max(sums, owner, ev.n)))
+
+
+def _all_repeats(ev: ClientEvents) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_repeats`` among every answer of the window, worked out once for the count and the bytes."""
+    if "repeats" not in ev.shared:
+        ev.shared["repeats"] = _repeats(ev)
+    return ev.shared["repeats"]
 
 
 def _repeats(ev: ClientEvents, among: np.ndarray | bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -325,6 +325,12 @@ class ClientEvents:
         return np.bincount(self.code, weights=values, minlength=self.n)
 
     @cached_property
+    def shared(self) -> dict:
+        """Intermediate results that several feature functions derive alike from this window (the repeated
+        answers that both the repeat count and its bytes are read off), kept so each is worked out once."""
+        return {}
+
+    @cached_property
     def agent_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """Each event's (client, user agent) pair as 0..k-1, and each pair's client (worked out once)."""
         if len(self.code) == 0:
