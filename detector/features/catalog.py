@@ -93,6 +93,9 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("paths_per_ua_60s", 60, f.paths_per_ua, "distinct paths per user agent", ceiling=True),
     FeatureSpec("failed_paths_per_ua_60s", 60, f.failed_paths_per_ua,
                 "distinct paths answered with an error (4xx, 5xx; not 429, 499) per user agent", ceiling=True),
+    FeatureSpec("unprompted_read_seconds_10s", 10, f.unprompted_read_seconds_per_minute,
+                "seconds in which it asked for something new that no poll answer prompted, per minute (last 10 s)",
+                ceiling=True),
     FeatureSpec("unprompted_read_seconds_60s", 60, f.unprompted_read_seconds_top_ua,
                 "seconds in which it asked for something new that no poll answer prompted", ceiling=True),
     FeatureSpec("path_entropy_60s", 60, f.path_entropy, "path entropy", " bits", log=False),
@@ -125,6 +128,12 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("fleet_client_errors_per_ua_60s", 60, f.fleet_client_errors_per_ua_per_minute,
                 "refused requests (4xx but 429, 499) per minute per user-agent string, all addresses of the "
                 "/24 (/64) summed", ceiling=True),
+    FeatureSpec("fleet_early_empty_per_ua_10s", 10, f.fleet_early_empty_answers_per_ua_per_minute,
+                "empty answers within a quarter of the server's hold time per minute per user-agent string, all "
+                "addresses of the /24 (/64) summed (last 10 s)", ceiling=True),
+    FeatureSpec("fleet_early_empty_per_ua_60s", 60, f.fleet_early_empty_answers_per_ua_per_minute,
+                "empty answers within a quarter of the server's hold time per minute per user-agent string, all "
+                "addresses of the /24 (/64) summed", ceiling=True),
     FeatureSpec("irregularity_60s", 60, f.timing_irregularity,
                 "timing irregularity (0 = machine-perfect)", log=False),
     FeatureSpec("population_failing_10s", 10, f.population_failing_share,

@@ -140,12 +140,22 @@ def early_empty_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     shorter wait: a client collecting early empty answers is short-polling a long-poll endpoint. A
     mobile app asking for 10 s on a 55 s service counts too (about 6 a minute, the model's lowest
     ceiling); one asking for a second or two every few seconds counts far more. The hold time is read
-    off the traffic, as in ``hold_share``; NaN without durations.
+    off the traffic, as in ``hold_share``; NaN without durations. Where the window shows its long-poll
+    endpoint (``ClientEvents.poll_paths``) only polls of it count: a beacon or a DELETE answered 204 at
+    once is no early answer. Where it does not, every 204 counts: an outage's quick failures can
+    outnumber the held polls for a while, and a flood of short polls too.
     """
     if not ev.population_hold > 0:
         return np.full(ev.n, np.nan)
+    return _matching_per_ua_per_minute(ev, _early_empty(ev))
+
+
+def _early_empty(ev: ClientEvents) -> np.ndarray:
+    """Per event: an empty answer (204) that came back within ``EARLY`` of the server's hold time, to a
+    poll of the window's long-poll endpoint where the window shows one."""
     early = (ev.status == NO_CONTENT) & (np.nan_to_num(ev.duration, nan=np.inf) < EARLY * ev.population_hold)
-    return _matching_per_ua_per_minute(ev, early)
+    polls = ev.poll_paths
+    return early & np.isin(ev.path, polls) if len(polls) else early
 
 
 def _time_open(ev: ClientEvents) -> np.ndarray:
@@ -349,6 +359,16 @@ def unprompted_read_seconds_top_ua(ev: ClientEvents) -> np.ndarray:
     return group_max(distinct_per_group(who[new], second, len(owner)), owner, ev.n)
 
 
+def unprompted_read_seconds_per_minute(ev: ClientEvents) -> np.ndarray:
+    """``unprompted_read_seconds_top_ua`` per minute of the window: over 10 s, six times the seconds.
+
+    A scraper walking on at half a read a second shows five such seconds in its first 10 s, past what a
+    page load and a reload give (two or three), while over a minute it needs as long to pass the
+    training day's most as that takes; per minute, like the other short-window counts, so that the
+    ceiling floor is one such second in 10 s."""
+    return _per_minute(ev, unprompted_read_seconds_top_ua(ev))
+
+
 def path_entropy(ev: ClientEvents) -> np.ndarray:
     """Shannon entropy (bits) of the paths the client asked for: 0 for a client that only polls,
     log2(n) for n requests to n different paths (a scanner, a scraper walking ids); a browser loading
@@ -508,10 +528,34 @@ def fleet_client_errors_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     otherwise counts per user agent on each address (so a carrier's pool of phones running one app is
     not one flood), failures are rare enough in legitimate use to be summed.
     """
+    return _fleet_per_ua_string_per_minute(ev, refused(ev.status))
+
+
+def _fleet_per_ua_string_per_minute(ev: ClientEvents, mask: np.ndarray) -> np.ndarray:
+    """The events in ``mask`` per minute per distinct user-agent string (those not only refused, as
+    ``counted_agents``), summed over all the addresses of a prefix judged whole; NaN on an address's row."""
     if ev.fleet_ua is None:
         return np.full(ev.n, np.nan)
     strings = counted_agents(ev.code, ev.fleet_ua, ev.status, ev.n)
-    return _per_minute(ev, ev.total(refused(ev.status).astype(np.float64))) / np.maximum(strings, 1.0)
+    return _per_minute(ev, ev.total(mask.astype(np.float64))) / np.maximum(strings, 1.0)
+
+
+def fleet_early_empty_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
+    """For a network prefix judged whole: its early empty answers (as in
+    ``early_empty_answers_per_ua_per_minute``) per minute per distinct user-agent *string*, summed over all
+    its addresses; NaN for a single address, or without durations.
+
+    A fleet short-polling a long-poll endpoint from forty addresses, each re-asking every few seconds
+    for a hold of a second or two, is on each address an eager client, and per program (address and
+    agent, as the prefix row's other counts go) no more; summed, it is one program collecting a hundred
+    early answers a minute. Legitimate clients let the server hold their polls, so early empty answers
+    are rare enough to be summed over a carrier's pool, as refusals are
+    (``fleet_client_errors_per_ua_per_minute``): an app build that asks for a short wait shows in the
+    training day's traffic and so in the ceiling.
+    """
+    if ev.fleet_ua is None or not ev.population_hold > 0:
+        return np.full(ev.n, np.nan)
+    return _fleet_per_ua_string_per_minute(ev, _early_empty(ev))
 
 
 def timing_irregularity(ev: ClientEvents) -> np.ndarray:

@@ -301,6 +301,13 @@ def test_unprompted_read_seconds_count_a_walk_not_a_page_load():
     ev = ClientEvents.from_frame(events(rows), at=100.0, width=60.0,
                                  clients=np.array(["c", "s", "b"], dtype=object))
     np.testing.assert_allclose(f.unprompted_read_seconds_top_ua(ev), [2.0, 6.0, 3.0])
+    # per minute over 60 s: the same; over the 10 s (90, 100] (judged from 92): c's 4 at 93, 5 at 94 and
+    # message 1 at 96 (first asked in this window, 5.9 s after lib's last answer): 3 seconds = 18 a minute;
+    # s and b asked nothing then. lib's poll ending at 90.1 shows the endpoint.
+    np.testing.assert_allclose(f.unprompted_read_seconds_per_minute(ev), [2.0, 6.0, 3.0])
+    ev10 = ClientEvents.from_frame(events(rows), at=100.0, width=10.0,
+                                   clients=np.array(["c", "s", "b"], dtype=object))
+    np.testing.assert_allclose(f.unprompted_read_seconds_per_minute(ev10), [18.0, 0.0, 0.0])
     # without durations nothing shows which endpoint holds, so nothing can be told prompted: NaN
     blind = ClientEvents.from_frame(events([dict(r, duration=np.nan) for r in rows]), at=100.0, width=60.0)
     assert np.isnan(f.unprompted_read_seconds_top_ua(blind)).all()
@@ -383,6 +390,55 @@ def test_fleet_client_errors_sum_a_prefixs_addresses_per_user_agent_string():
     alone = ClientEvents.from_frame(frame, at=100.0, width=60.0, clients=np.array(["203.0.113.2"], dtype=object))
     assert np.isnan(f.fleet_client_errors_per_ua_per_minute(alone)).all()
     np.testing.assert_allclose(f.client_errors_top_ua_per_minute(alone), [2.0])
+
+
+def test_fleet_early_empty_answers_sum_a_prefixs_addresses_per_user_agent_string():
+    # The server holds polls 40 s (the 99th percentile of the window's durations: 198.51.100.7's four
+    # held polls and .3's one), so an empty answer to a poll within 10 s is early; /v1/poll is the
+    # long-poll endpoint (5 of the 16 requests held 20 s or more). 203.0.113.0/24 judged whole: .1 and .2
+    # run "lib", asking for a 1 s wait (204 after 1 s): 3 and 2 times; .1 also sends a beacon answered 204
+    # at once (not a poll: not counted). .3 runs "app": one 204 after 8 s (early), one after exactly 10 s
+    # and one after 15 s (not early), a 200 after 2 s with a body (not empty) and one 204 held 40 s. .2
+    # also sends "rot", a string only ever refused (a 401): not one of the prefix's user agents. In 60 s:
+    # 6 early empty answers over 2 user-agent strings = 3 a minute; per program (address and agent:
+    # 3 served) it is 2.
+    lib = [dict(client="203.0.113.1", start=t, end=t + 1, ua="lib", status=204) for t in (50, 55, 60)]
+    lib += [dict(client="203.0.113.1", start=62, end=62.01, ua="lib", status=204, method="POST",
+                 path="/v1/beacon")]
+    lib += [dict(client="203.0.113.2", start=t, end=t + 1, ua="lib", status=204) for t in (52, 57)]
+    lib += [dict(client="203.0.113.2", start=58, end=58.1, ua="rot", status=401, path="/login")]
+    app = [dict(client="203.0.113.3", start=70, end=78, ua="app", status=204),
+           dict(client="203.0.113.3", start=80, end=90, ua="app", status=204),
+           dict(client="203.0.113.3", start=60, end=75, ua="app", status=204),
+           dict(client="203.0.113.3", start=80, end=82, ua="app", status=200, bytes=300),
+           dict(client="203.0.113.3", start=45, end=85, ua="app", status=204)]
+    held = [dict(client="198.51.100.7", start=t, end=t + 40, status=204) for t in (41, 45, 50, 55)]
+    frame = events(lib + app + held)
+    names, paths, agents, prefixes = Interner(), Interner(), Interner(), Interner()
+    arrays = EventArrays.from_frame(frame, names, paths, agents, prefixes)
+    whole = ClientEvents.from_arrays(arrays, 100.0, 60.0, np.array([prefixes.codes["203.0.113.0/24"]]),
+                                     len(prefixes), by="prefix")
+    assert whole.population_hold == pytest.approx(40.0)
+    np.testing.assert_allclose(f.fleet_early_empty_answers_per_ua_per_minute(whole), [3.0])
+    np.testing.assert_allclose(f.early_empty_answers_per_ua_per_minute(whole), [2.0])
+    # a single address has no fleet count (NaN); its own: 3 early answers of one agent in 60 s
+    alone = ClientEvents.from_frame(frame, at=100.0, width=60.0, clients=np.array(["203.0.113.1"], dtype=object))
+    assert np.isnan(f.fleet_early_empty_answers_per_ua_per_minute(alone)).all()
+    np.testing.assert_allclose(f.early_empty_answers_per_ua_per_minute(alone), [3.0])
+    # where the window shows no long-poll endpoint (only "lib"'s requests: the longest took 1 s, hold 1 s,
+    # early below 0.25 s), every 204 counts: here only the beacon (0.01 s), 1 a minute for the 1 string
+    quick = events([r for r in lib if r["end"] - r["start"] < 5])
+    arrays = EventArrays.from_frame(quick, Interner(), Interner(), Interner(), prefixes)
+    whole = ClientEvents.from_arrays(arrays, 100.0, 60.0, np.array([prefixes.codes["203.0.113.0/24"]]),
+                                     len(prefixes), by="prefix")
+    assert len(whole.poll_paths) == 0
+    np.testing.assert_allclose(f.fleet_early_empty_answers_per_ua_per_minute(whole), [1.0])
+    # without durations (a combined log) there is no hold time to be early against: NaN
+    arrays = EventArrays.from_frame(frame.assign(duration=float("nan")), Interner(), Interner(), Interner(), prefixes)
+    whole = ClientEvents.from_arrays(arrays, 100.0, 60.0, np.array([prefixes.codes["203.0.113.0/24"]]),
+                                     len(prefixes), by="prefix")
+    assert np.isnan(f.fleet_early_empty_answers_per_ua_per_minute(whole)).all()
+    assert np.isnan(f.early_empty_answers_per_ua_per_minute(whole)).all()
 
 
 def test_user_agents_count_only_those_served():

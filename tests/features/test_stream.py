@@ -197,6 +197,25 @@ def test_a_prefix_scored_whole_sums_its_addresses_4xx_per_user_agent_string():
     assert whole["prefix_failures_per_ua_60s"] == one["prefix_failures_per_ua_60s"] == pytest.approx(8)
 
 
+def test_a_prefix_scored_whole_sums_its_addresses_early_empty_answers_per_user_agent_string():
+    # the server holds polls 40 s (198.51.100.7's held polls); five hosts of one fleet, one user agent,
+    # each re-poll asking for a 1 s wait at 91.5 and 95.5 (both ending in (90, 100]) and at 71.5: the /24
+    # row counts 10 early empty answers in 10 s per one UA string = 60 a minute (15 in 60 s: 15 a minute);
+    # per program (address and agent) it is 2 in 10 s = 12 a minute, and each address alone has no
+    # fleet count (NaN) and 12 a minute of its own
+    rows = [dict(client=f"203.0.113.{i}", start=t, end=t + 1, status=204, ua="lib/1.0")
+            for i in (1, 2, 3, 4, 5) for t in (71.5, 91.5, 95.5)]
+    rows += [dict(client="198.51.100.7", start=t, end=t + 40, status=204) for t in range(41, 60)]
+    s = FeatureStream(tick=100.0, lateness=0.0)
+    (frame,) = list(s.push(events(rows))) + list(s.finish())
+    table = frame.to_frame()
+    whole, one = table.loc["203.0.113.0/24"], table.loc["203.0.113.2"]
+    assert whole["fleet_early_empty_per_ua_10s"] == pytest.approx(60)
+    assert whole["fleet_early_empty_per_ua_60s"] == pytest.approx(15)
+    assert whole["early_empty_per_ua_10s"] == pytest.approx(12)
+    assert np.isnan(one["fleet_early_empty_per_ua_10s"]) and one["early_empty_per_ua_10s"] == pytest.approx(12)
+
+
 def _opened(client: str, start: float, ua: str = "ua", path: str = "/v1/poll") -> dict:
     """A start record (Envoy's DownstreamStart): status 0, no duration, end = start."""
     return dict(client=client, start=start, end=start, duration=float("nan"), status=0, ua=ua, path=path)
