@@ -38,6 +38,9 @@ class FeatureSpec:
     ceiling: bool = False
 
 
+#: How the prefix-summed counts (``functions._fleet_per_ua_string_per_minute``) read.
+_FLEET = "per minute per user-agent string, all addresses of the /24 (/64) summed"
+
 FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("rpm_10s", 10, f.requests_per_minute, "requests per minute (last 10 s)"),
     FeatureSpec("aborts_per_ua_10s", 10, f.aborts_per_ua_per_minute,
@@ -123,17 +126,13 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("prefix_failures_per_ua_60s", 60, f.prefix_failures_per_ua_per_minute,
                 "4xx answers per minute per user agent of its whole /24 (/64)"),
     FeatureSpec("fleet_client_errors_per_ua_10s", 10, f.fleet_client_errors_per_ua_per_minute,
-                "refused requests (4xx but 429, 499) per minute per user-agent string, all addresses of the "
-                "/24 (/64) summed (last 10 s)", ceiling=True),
+                f"refused requests (4xx but 429, 499) {_FLEET} (last 10 s)", ceiling=True),
     FeatureSpec("fleet_client_errors_per_ua_60s", 60, f.fleet_client_errors_per_ua_per_minute,
-                "refused requests (4xx but 429, 499) per minute per user-agent string, all addresses of the "
-                "/24 (/64) summed", ceiling=True),
+                f"refused requests (4xx but 429, 499) {_FLEET}", ceiling=True),
     FeatureSpec("fleet_early_empty_per_ua_10s", 10, f.fleet_early_empty_answers_per_ua_per_minute,
-                "empty answers within a quarter of the server's hold time per minute per user-agent string, all "
-                "addresses of the /24 (/64) summed (last 10 s)", ceiling=True),
+                f"empty answers within a quarter of the server's hold time {_FLEET} (last 10 s)", ceiling=True),
     FeatureSpec("fleet_early_empty_per_ua_60s", 60, f.fleet_early_empty_answers_per_ua_per_minute,
-                "empty answers within a quarter of the server's hold time per minute per user-agent string, all "
-                "addresses of the /24 (/64) summed", ceiling=True),
+                f"empty answers within a quarter of the server's hold time {_FLEET}", ceiling=True),
     FeatureSpec("irregularity_60s", 60, f.timing_irregularity,
                 "timing irregularity (0 = machine-perfect)", log=False),
     FeatureSpec("population_failing_10s", 10, f.population_failing_share,
