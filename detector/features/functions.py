@@ -133,8 +133,8 @@ def hold_share(ev: ClientEvents) -> np.ndarray:
 
 
 def early_empty_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
-    """Empty answers (204) that came back within a quarter of the server's hold time, per minute per
-    user agent.
+    """Answers to polls that carried no message (204, 3xx, or another 2xx without a body such as a HEAD's:
+    ``_empty``) and came back within a quarter of the server's hold time, per minute per user agent.
 
     A long-poll server answers empty only when its hold runs out, unless the client asked for a
     shorter wait: a client collecting early empty answers is short-polling a long-poll endpoint. A
@@ -142,20 +142,32 @@ def early_empty_answers_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     ceiling); one asking for a second or two every few seconds counts far more. The hold time is read
     off the traffic, as in ``hold_share``; NaN without durations. Where the window shows its long-poll
     endpoint (``ClientEvents.poll_paths``) only polls of it count: a beacon or a DELETE answered 204 at
-    once is no early answer. Where it does not, every 204 counts: an outage's quick failures can
-    outnumber the held polls for a while, and a flood of short polls too.
+    once is no early answer, nor is a stylesheet answered 304. Where it does not, every 204 counts: an
+    outage's quick failures can outnumber the held polls for a while, and a flood of short polls too.
     """
     if not ev.population_hold > 0:
         return np.full(ev.n, np.nan)
     return _matching_per_ua_per_minute(ev, _early_empty(ev))
 
 
+def _empty(ev: ClientEvents) -> np.ndarray:
+    """Per event: an answer that carried no message: a 204, a redirect or "not modified" (3xx), or another
+    2xx without a body (a HEAD's, an empty 200) where the log gives response sizes
+    (``ClientEvents.bodies_logged``: a format without them reads 0 for every answer)."""
+    empty = (ev.status == NO_CONTENT) | ((ev.status >= 300) & (ev.status < 400))
+    if ev.bodies_logged:
+        empty |= (ev.status >= 200) & (ev.status < 300) & (ev.bytes == 0)
+    return empty
+
+
 def _early_empty(ev: ClientEvents) -> np.ndarray:
-    """Per event: an empty answer (204) that came back within ``EARLY`` of the server's hold time, to a
-    poll of the window's long-poll endpoint where the window shows one."""
-    early = (ev.status == NO_CONTENT) & (np.nan_to_num(ev.duration, nan=np.inf) < EARLY * ev.population_hold)
+    """Per event: an answer to a poll of the window's long-poll endpoint that carried no message
+    (``_empty``) and came back within ``EARLY`` of the server's hold time. Where the window shows no
+    long-poll endpoint, every 204 that came back so early: nothing then tells a poll from a page's
+    stylesheet answered "not modified" (304)."""
+    early = np.nan_to_num(ev.duration, nan=np.inf) < EARLY * ev.population_hold
     polls = ev.poll_paths
-    return early & np.isin(ev.path, polls) if len(polls) else early
+    return early & _empty(ev) & np.isin(ev.path, polls) if len(polls) else early & (ev.status == NO_CONTENT)
 
 
 def _time_open(ev: ClientEvents) -> np.ndarray:
@@ -327,10 +339,12 @@ def unprompted_read_seconds_top_ua(ev: ClientEvents) -> np.ndarray:
     window's first ``PROMPTED_WITHIN`` seconds is left out, then and when asked again: its prompt may have
     ended before the window (a consumer catching up after an outage fetches dozens of messages on one
     answer). NaN where the window shows no long polling (``ClientEvents.poll_paths``): without it nothing
-    can be told prompted.
+    can be told prompted. NaN on a network prefix's row (``fleet_ua`` set): the most of one program is that
+    program's own, judged on its address's row; taken for the prefix, a scraper on one phone of a carrier's
+    pool had the pool's other phones blocked with it.
     """
     polls = ev.poll_paths
-    if len(polls) == 0:
+    if len(polls) == 0 or ev.fleet_ua is not None:
         return np.full(ev.n, np.nan)
     pair, owner = ev.agent_pairs
     on_poll = np.isin(ev.path, polls)

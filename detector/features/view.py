@@ -282,6 +282,7 @@ class ClientEvents:
     population: int = 0  # distinct clients (of *all* clients) with a request that ended in the window
     population_failing: int = 0  # ... of which got at least one 5xx or 429
     population_hold: float = float("nan")  # the server's hold time as seen: 99th percentile of all durations
+    bodies_logged: bool = True  # some answer in the window (anyone's) has a body: the log gives response sizes
     prefix_source: tuple | None = field(default=None, repr=False, compare=False)  # PrefixView.of's arguments
     fleet_ua: np.ndarray | None = None  # grouped by prefix: each event's user-agent string (``ua`` is per address)
     poll_source: tuple | None = field(default=None, repr=False, compare=False)  # ``poll_paths``'s arguments
@@ -384,7 +385,8 @@ class ClientEvents:
                    duration=ev.duration[sel], status=ev.status[sel], bytes=ev.bytes[sel],
                    path=ev.path[sel], ua=ev.ua[sel], request=ev.request[sel], at=float(at), width=float(width),
                    population=len(np.unique(everyone)), population_failing=len(np.unique(failing)),
-                   prefix_source=prefix, population_hold=hold, fleet_ua=strings[sel] if by == "prefix" else None,
+                   prefix_source=prefix, population_hold=hold, bodies_logged=bool((ev.bytes[in_window] > 0).any()),
+                   fleet_ua=strings[sel] if by == "prefix" else None,
                    poll_source=(ev.path[in_window], ev.duration[in_window], hold), open_code=open_code,
                    open_ua=open_ua, open_start=open_start)
 

@@ -311,6 +311,17 @@ def test_unprompted_read_seconds_count_a_walk_not_a_page_load():
     # without durations nothing shows which endpoint holds, so nothing can be told prompted: NaN
     blind = ClientEvents.from_frame(events([dict(r, duration=np.nan) for r in rows]), at=100.0, width=60.0)
     assert np.isnan(f.unprompted_read_seconds_top_ua(blind)).all()
+    # a prefix's row: the walker's 6 seconds are its own program's, judged on its address's row, not the
+    # /24's (NaN there, for both windows)
+    on_net = [dict(r, client={"c": "203.0.113.1", "s": "203.0.113.2", "b": "203.0.113.3"}[r["client"]]) for r in rows]
+    names, paths, agents, prefixes = Interner(), Interner(), Interner(), Interner()
+    arrays = EventArrays.from_frame(events(on_net), names, paths, agents, prefixes)
+    for width in (10.0, 60.0):
+        whole = ClientEvents.from_arrays(arrays, 100.0, width, np.array([prefixes.codes["203.0.113.0/24"]]),
+                                         len(prefixes), by="prefix")
+        assert np.isnan(f.unprompted_read_seconds_per_minute(whole)).all()
+    alone = ClientEvents.from_frame(events(on_net), at=100.0, width=60.0, clients=np.array(["203.0.113.2"], dtype=object))
+    np.testing.assert_allclose(f.unprompted_read_seconds_top_ua(alone), [6.0])
 
 
 def test_prefix_view_counts_every_address_of_the_prefix():
@@ -338,13 +349,13 @@ def test_prefix_view_counts_every_address_of_the_prefix():
 
 def test_early_empty_answers_count_204s_well_before_the_servers_hold():
     # durations in the window: 55 (x3: the server's hold, the 99th percentile), 1, 2, 1, 40; a quarter
-    # of 55 is 13.75. Client s: 204 after 1 s and 2 s (early), 200 after 1 s (not empty) -> 2 a minute;
+    # of 55 is 13.75. Client s: 204 after 1 s and 2 s (early), 200 with a body after 1 s (not empty) -> 2 a minute;
     # client h: 204 after 55 s (the hold ran out) -> 0; client m, two agents: 204 after 1 s and after
     # 40 s -> 1 early / 2 agents = 0.5 a minute
     frame = events([dict(client="h", start=0, end=55, status=204), dict(client="h", start=55, end=110, status=204),
                     dict(client="x", start=50, end=105),
                     dict(client="s", start=100, end=101, status=204), dict(client="s", start=101, end=103, status=204),
-                    dict(client="s", start=103, end=104),
+                    dict(client="s", start=103, end=104, bytes=300),
                     dict(client="m", start=60, end=61, status=204, ua="A"),
                     dict(client="m", start=61, end=101, status=204, ua="B")])
     ev = ClientEvents.from_frame(frame, at=110.0, width=60.0, clients=np.array(["s", "h", "m"], dtype=object))
@@ -353,6 +364,35 @@ def test_early_empty_answers_count_204s_well_before_the_servers_hold():
     no_durations = events([dict(client="s", start=0, end=1, status=204, duration=float("nan"))])
     assert np.isnan(f.early_empty_answers_per_ua_per_minute(ClientEvents.from_frame(no_durations, at=60.0,
                                                                                    width=60.0))).all()
+
+
+def test_early_empty_answers_count_bodiless_2xx_and_redirects_on_the_poll_endpoint():
+    # hold 55 s (three held polls of "h", one with a body); client "q" sends HEADs answered 200 with no
+    # body after 0.01 s, three in the window, and gets its stylesheet "not modified" (304, not a poll)
+    # -> 3 a minute; "g" gets a 200 with a body at once -> 0; "r" is redirected (302) at once, twice -> 2
+    held = [dict(client="h", start=55.0 * i - 50, end=55.0 * i + 5, status=200, bytes=900 * (i == 1))
+            for i in range(3)]
+    heads = [dict(client="q", start=100.0 + i, end=100.01 + i, status=200, bytes=0) for i in range(3)]
+    heads += [dict(client="q", start=103.5, end=103.51, status=304, path="/static/app.css")]
+    others = [dict(client="g", start=104.0, end=104.5, status=200, bytes=700),
+              dict(client="r", start=105.0, end=105.01, status=302, bytes=154),
+              dict(client="r", start=106.0, end=106.01, status=302, bytes=154)]
+    frame = events(held + heads + others)
+    clients = np.array(["q", "g", "r"], dtype=object)
+    ev = ClientEvents.from_frame(frame, at=115.0, width=60.0, clients=clients)
+    assert ev.bodies_logged
+    np.testing.assert_allclose(f.early_empty_answers_per_ua_per_minute(ev), [3.0, 0.0, 2.0])
+    # a log without response sizes (every answer reads 0 bytes): a 200 may have had a body, so q's HEADs
+    # do not count; redirects still do
+    sizeless = ClientEvents.from_frame(frame.assign(bytes=0), at=115.0, width=60.0, clients=clients)
+    assert not sizeless.bodies_logged
+    np.testing.assert_allclose(f.early_empty_answers_per_ua_per_minute(sizeless), [0.0, 0.0, 2.0])
+    # without a long-poll endpoint in the window (no held polls), only 204s count: "r"'s one 204
+    bare = events(heads + others[:2] + [dict(client="r", start=107.0, end=107.01, status=204)]
+                  + [dict(client="x", start=60.0 + i, end=62.0 + i, bytes=300) for i in range(20)])
+    unheld = ClientEvents.from_frame(bare, at=115.0, width=60.0, clients=clients)
+    assert len(unheld.poll_paths) == 0
+    np.testing.assert_allclose(f.early_empty_answers_per_ua_per_minute(unheld), [0.0, 0.0, 1.0])
 
 
 def test_hold_share_divides_by_the_servers_hold_seen_in_the_traffic():
