@@ -8,7 +8,8 @@ It simulates ``--minutes`` of normal traffic (``detector simulate --no-attacks``
 of each kind below on addresses of their own, each from a random moment for 2 to 6 minutes, merges their
 lines into the nginx-json log by time, labels them ``abusive`` with the kind as their class, and prints
 the evaluation table (report and figures in ``DIR/report``). ``--starts`` also writes every request's
-start line, as deploy/nginx's template has nginx write it, and evaluates that log.
+start line, as deploy/nginx's template has nginx write it (none for a connection that sent no request),
+and evaluates that log.
 
 * ``token_probe``: the poll endpoint with a bad token, 401 at once, 1 to 4 a second;
 * ``hold_cheat``: 8 to 16 polls held at once, each dropped (499) after 2 to 5 s and opened again;
@@ -44,6 +45,32 @@ now count as empty too:
   after every answer (the server answers it at once, 2 to 4 a second);
 * ``redirect_loop``: the poll endpoint answered 302 at once, 2 to 5 a second;
 * ``id_walk``: ``/v1/users/<n>`` counted upwards, every one found (200, 0.5 to 2 kB), 0.5 to 1.5 a second.
+
+A fourth (``--kinds fourth``), written on 2026-11-30 before any run against model 2026-11-30.7 or a later one:
+
+* ``options_flood``: ``OPTIONS`` (a CORS preflight) on the poll endpoint, 204 at once, a browser, 2 to 6 a second;
+* ``proxy_botnet``: 16 addresses in 16 different /16s (a residential proxy pool), one program, each
+  re-polling a stale cursor every 2 to 5 s and answered at once (200, the same 1 to 2 kB);
+* ``header_timeout``: 20 to 40 connections that never send a request line, each closed by nginx after
+  10 to 60 s (408, no method, no path), opened again at once;
+* ``upload_reject``: ``POST /v1/upload`` refused at once (413), 1 to 3 a second;
+* ``cache_buster``: the poll endpoint with a new ``&_=<random>`` on every request, answered at once
+  (200, 1 to 2 kB), a browser, 2 to 4 a second;
+* ``bandwidth_hog``: ``/media/launch.mp4`` whole (40 to 80 MB, 20 to 60 s each), 8 to 16 at once, re-opened
+  as each ends.
+
+A fifth (``--kinds fifth``), written on 2026-11-30 after model 2026-11-30.8 was trained and before any run
+of it:
+
+* ``sse_abort``: ``/v1/events`` (a server-sent-event stream) opened and dropped by the client (499) after
+  0.2 to 1 s, 1 to 3 a second;
+* ``graphql_heavy``: ``POST /graphql`` answered 200 with 50 to 200 kB after 0.2 to 0.8 s, 1 to 2 a second;
+* ``isp_drip``: 60 addresses spread over one /16 (mostly one to a /24), one program, each asking the poll
+  endpoint for no wait (``wait=0``, 204 at once) every 8 to 12 s;
+* ``cursor_rewind``: the poll endpoint walked backwards through old cursors, each answered at once with
+  the backlog since it (200, 5 to 30 kB), 1 to 2 a second;
+* ``office_prober``: an office address where 12 browsers poll patiently, one of which probes logins
+  (``POST /v1/login``, 401) 0.5 to 1 a second.
 """
 
 from __future__ import annotations
@@ -74,6 +101,16 @@ def _times(rng: np.random.Generator, t0: float, t1: float, lo: float, hi: float)
     gaps = rng.exponential(1.0 / rate, int((t1 - t0) * rate * 2) + 10)
     t = t0 + np.cumsum(gaps)
     return t[t < t1]
+
+
+def _colleague(rng: np.random.Generator, s: float, t1: float, lane: int, ua: str, add) -> None:
+    """One patient colleague on an office address from ``s`` to ``t1``: polls held (25 s, or answered
+    sooner with a message), each re-polled within a second."""
+    while s < t1:
+        d = float(rng.choice([25.0, rng.uniform(1, 25)]))
+        add(s, d, f"/v1/poll?channel=team-{lane}&cursor={int(s)}", 200 if d < 25 else 204,
+            int(rng.integers(300, 900)) if d < 25 else 0, ua)
+        s += d + rng.uniform(0.05, 1.0)
 
 
 def actor(kind: str, rng: np.random.Generator, t0: float, t1: float) -> list[dict]:
@@ -168,16 +205,13 @@ def actor(kind: str, rng: np.random.Generator, t0: float, t1: float) -> list[dic
         agents = rng.choice(len(BROWSERS), 12, replace=False)
         for lane, a in enumerate(agents):
             s = t0 + rng.uniform(0, 25)
-            while s < t1:
-                if lane == 0:  # the loop: answered at once, asks again at once
-                    d = rng.uniform(0.01, 0.05)
-                    add(s, d, "/v1/poll?channel=room-44&cursor=5", 200, int(rng.integers(300, 900)), BROWSERS[a])
-                    s += d + rng.uniform(0.2, 0.45)
-                else:  # colleagues: held polls, re-polled within a second
-                    d = float(rng.choice([25.0, rng.uniform(1, 25)]))
-                    add(s, d, f"/v1/poll?channel=team-{lane}&cursor={int(s)}", 200 if d < 25 else 204,
-                        int(rng.integers(300, 900)) if d < 25 else 0, BROWSERS[a])
-                    s += d + rng.uniform(0.05, 1.0)
+            if lane:
+                _colleague(rng, s, t1, lane, BROWSERS[a], add)
+                continue
+            while s < t1:  # the loop: answered at once, asks again at once
+                d = rng.uniform(0.01, 0.05)
+                add(s, d, "/v1/poll?channel=room-44&cursor=5", 200, int(rng.integers(300, 900)), BROWSERS[a])
+                s += d + rng.uniform(0.2, 0.45)
     elif kind == "redirect_loop":
         for s in _times(rng, t0, t1, 2, 5):
             add(s, rng.uniform(0.001, 0.01), "/v1/poll?channel=room-5&cursor=1", 302, 154, SCRIPT)
@@ -185,6 +219,72 @@ def actor(kind: str, rng: np.random.Generator, t0: float, t1: float) -> list[dic
         n = int(rng.integers(1000, 90000))
         for i, s in enumerate(_times(rng, t0, t1, 0.5, 1.5)):
             add(s, rng.uniform(0.01, 0.05), f"/v1/users/{n + i}", 200, int(rng.integers(500, 2000)), SCRIPT)
+    elif kind == "options_flood":
+        ua = BROWSERS[int(rng.integers(len(BROWSERS)))]
+        for s in _times(rng, t0, t1, 2, 6):
+            add(s, rng.uniform(0.001, 0.006), f"/v1/poll?channel=room-{rng.integers(3000)}&cursor=1", 204, 0, ua,
+                method="OPTIONS")
+    elif kind == "proxy_botnet":
+        nbytes = int(rng.integers(1000, 2000))
+        for member in range(16):
+            s = t0 + rng.uniform(0, 5)
+            while s < t1:
+                d = rng.uniform(0.005, 0.03)
+                add(s, d, "/v1/poll?channel=room-21&cursor=40", 200, nbytes, SCRIPT, member=member)
+                s += d + rng.uniform(2, 5)
+    elif kind == "header_timeout":
+        for lane in range(int(rng.integers(20, 41))):
+            s = t0 + rng.uniform(0, 3)
+            while s < t1:
+                d = rng.uniform(10, 60)
+                add(s, d, "", 408, 0, "", method="")
+                s += d + rng.uniform(0.0, 0.05)
+    elif kind == "upload_reject":
+        for s in _times(rng, t0, t1, 1, 3):
+            add(s, rng.uniform(0.002, 0.02), "/v1/upload", 413, 183, SCRIPT, method="POST")
+    elif kind == "cache_buster":
+        ua = BROWSERS[int(rng.integers(len(BROWSERS)))]
+        for s in _times(rng, t0, t1, 2, 4):
+            add(s, rng.uniform(0.004, 0.03), f"/v1/poll?channel=room-8&cursor=12&_={rng.integers(10**12)}", 200,
+                int(rng.integers(1000, 2000)), ua)
+    elif kind == "bandwidth_hog":
+        ua = BROWSERS[int(rng.integers(len(BROWSERS)))]
+        for lane in range(int(rng.integers(8, 17))):
+            s = t0 + rng.uniform(0, 2)
+            while s < t1:
+                d = rng.uniform(20, 60)
+                add(s, d, "/media/launch.mp4", 200, int(rng.integers(40_000_000, 80_000_000)), ua)
+                s += d + rng.uniform(0.0, 0.2)
+    elif kind == "sse_abort":
+        ua = BROWSERS[int(rng.integers(len(BROWSERS)))]
+        for s in _times(rng, t0, t1, 1, 3):
+            add(s, rng.uniform(0.2, 1.0), "/v1/events?channel=room-4", 499, 0, ua)
+    elif kind == "graphql_heavy":
+        for s in _times(rng, t0, t1, 1, 2):
+            add(s, rng.uniform(0.2, 0.8), "/graphql", 200, int(rng.integers(50_000, 200_000)), SCRIPT, method="POST")
+    elif kind == "isp_drip":
+        for member in range(60):
+            s = t0 + rng.uniform(0, 10)
+            while s < t1:
+                add(s, rng.uniform(0.002, 0.01), f"/v1/poll?channel=room-{member}&cursor=7&wait=0", 204, 0, SCRIPT,
+                    member=member)
+                s += rng.uniform(8, 12)
+    elif kind == "cursor_rewind":
+        cursor = int(rng.integers(20_000, 90_000))
+        for i, s in enumerate(_times(rng, t0, t1, 1, 2)):
+            add(s, rng.uniform(0.01, 0.06), f"/v1/poll?channel=room-2&cursor={cursor - 10 * i}", 200,
+                int(rng.integers(5_000, 30_000)), SCRIPT)
+    elif kind == "office_prober":
+        agents = rng.choice(len(BROWSERS), 12, replace=False)
+        for lane, a in enumerate(agents):
+            s = t0 + rng.uniform(0, 25)
+            if lane:
+                _colleague(rng, s, t1, lane, BROWSERS[a], add)
+                continue
+            while s < t1:  # the prober
+                d = rng.uniform(0.02, 0.08)
+                add(s, d, "/v1/login", 401, 52, BROWSERS[a], method="POST")
+                s += d + rng.uniform(1.0, 2.0)
     else:
         raise ValueError(kind)
     return out
@@ -194,7 +294,10 @@ FIRST = ("token_probe", "hold_cheat", "enumerate", "metronome", "file_loop", "ag
          "blank_scraper")
 SECOND = ("login_drip", "head_flood", "export_hog", "error_trigger", "channel_fanout", "subnet_scan", "range_slicer")
 THIRD = ("pulse", "search_abuse", "v6_rotator", "crowd_loop", "redirect_loop", "id_walk")
-KINDS = {"first": FIRST, "second": SECOND, "third": THIRD, "all": FIRST + SECOND + THIRD}
+FOURTH = ("options_flood", "proxy_botnet", "header_timeout", "upload_reject", "cache_buster", "bandwidth_hog")
+FIFTH = ("sse_abort", "graphql_heavy", "isp_drip", "cursor_rewind", "office_prober")
+KINDS = {"first": FIRST, "second": SECOND, "third": THIRD, "fourth": FOURTH, "fifth": FIFTH,
+         "all": FIRST + SECOND + THIRD + FOURTH + FIFTH}
 
 
 def _line(addr: str, r: dict, rid: int) -> bytes:
@@ -224,6 +327,12 @@ def build(out: Path, seed: int, minutes: float, actors: int, kinds: tuple[str, .
             if kind == "v6_rotator":  # one /64, a new interface identifier on every request
                 net = "2a02:" + ":".join(f"{x:x}" for x in rng.integers(1, 65536, 3))
                 addrs = [f"{net}:" + ":".join(f"{x:x}" for x in rng.integers(1, 65536, 4)) for _ in range(members)]
+            elif kind == "isp_drip":  # one /16, its addresses scattered over its /24s (mostly one to each)
+                net16 = f"{rng.integers(11, 99)}.{rng.integers(256)}"
+                addrs = [f"{net16}.{x // 254}.{x % 254 + 1}" for x in rng.choice(256 * 254, members, replace=False)]
+            elif kind == "proxy_botnet":  # one address in each of ``members`` unrelated networks
+                addrs = [f"{a}.{b}.{c}.{d}" for a, b, c, d in rng.integers([11, 0, 0, 1], [99, 256, 256, 255],
+                                                                           size=(members, 4))]
             else:
                 addrs = [f"{net}.{h}" for h in rng.choice(np.arange(1, 255), size=members, replace=False)]
             extra += [(r["start"] + r["dur"], _line(addrs[r["member"]], r, len(extra) + i))
@@ -258,8 +367,9 @@ def with_starts(log: Path) -> Path:
     write_nginx_starts(path, log, end_ms=np.round(ev["end"].to_numpy() * 1000).astype(np.int64),
                        dur_ms=np.round(ev["duration"].to_numpy() * 1000).astype(np.int64),
                        client=ev["client"].map(addr).to_numpy(), addrs=names[0],
-                       method=ev["method"].map(methods).to_numpy(), uri=uri, ua=ev["ua"].map(agents).to_numpy(),
-                       agents=names[1], request_ids=b"0" * 32 * len(ev))
+                       method=ev["method"].map(methods).fillna(0).astype(int).to_numpy(), uri=uri,
+                       ua=ev["ua"].map(agents).to_numpy(), agents=names[1], request_ids=b"0" * 32 * len(ev),
+                       started=(ev["method"] != "").to_numpy())
     return path
 
 

@@ -125,13 +125,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.verdicts is None and not args.log:
         raise CliError("give --verdicts FILE, or --log LOG to replay it first")
+    settings = load_settings(args.config)  # logs read, and a replay scored, as ``serve`` with it would
+    fmt, mapping, key = args.format or settings.ingest.format, settings.ingest.mapping(), settings.ingest.client_key()
     if args.verdicts is not None:
-        result = evaluate_files(args.labels, args.verdicts, args.log or (), fmt=args.format or "auto",
-                                model_path=args.model)
+        result = evaluate_files(args.labels, args.verdicts, args.log or (), fmt=fmt, model_path=args.model,
+                                mapping=mapping, key=key)
     else:
-        settings = load_settings(args.config)
-        result = evaluate_log(args.log, args.labels, args.model or settings.model, fmt=args.format or "auto",
-                              out_dir=args.report, policy=settings.policy.to_config())
+        from detector.features.stream import FeatureStream
+
+        result = evaluate_log(args.log, args.labels, args.model or settings.model, fmt=fmt, out_dir=args.report,
+                              policy=settings.policy.to_config(), stream=FeatureStream.configured(settings.features),
+                              mapping=mapping, key=key)
     print(format_summary(result))
     if args.report:
         path = write_report(result, args.report, fmt=args.report_format)

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from detector.ingest.formats import FORMATS, ClientKey, JsonlMapping
 from detector.ingest.identity import parse_networks
+from detector.features.stream import FeatureStream
 from detector.policy import PolicyConfig
 
 
@@ -76,7 +77,7 @@ class IngestSettings(_Section):
 
 
 class FeatureSettings(_Section):
-    tick: float = Field(1.0, gt=0, le=60, description="seconds of event time between scoring ticks")
+    tick: float = Field(FeatureStream.tick, gt=0, le=60, description="seconds of event time between scoring ticks")
     lateness: float = Field(2.0, ge=0, le=300, description="seconds a line may arrive out of order")
     idle_close: float = Field(1.0, ge=0, le=300, description="wall seconds without new lines after which ticks "
                               "close on the wall clock (0: only new lines close ticks)")

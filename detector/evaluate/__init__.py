@@ -29,6 +29,8 @@ from detector.evaluate.report import write_report
 from detector.evaluate.result import EvaluationResult, evaluate
 from detector.evaluate.summary import format_summary
 from detector.evaluate.verdicts import read_verdicts, verdict_frame
+from detector.features.stream import FeatureStream
+from detector.ingest.formats import ClientKey, JsonlMapping
 from detector.ingest.sources import read_batches
 from detector.model import CARD_FILE, resolve
 from detector.policy import PolicyConfig
@@ -42,7 +44,8 @@ Progress = Callable[[int, int], None]
 
 def evaluate_files(labels_path: str | Path, verdicts_path: str | Path, log_paths: Iterable[str | Path] = (),
                    fmt: str = "auto", progress: Progress | None = None, *,
-                   model_path: str | Path | None = None) -> EvaluationResult:
+                   model_path: str | Path | None = None, mapping: JsonlMapping | None = None,
+                   key: ClientKey | None = None) -> EvaluationResult:
     """Evaluate a verdicts file against labels; with ``log_paths``, against the rate limit too.
 
     ``progress(bytes_done, bytes_total)`` follows the log read (default: a line on stderr).
@@ -56,7 +59,8 @@ def evaluate_files(labels_path: str | Path, verdicts_path: str | Path, log_paths
     requests = None
     if log_paths:
         requests = RequestTimes()
-        for batch in read_batches(log_paths, fmt, progress=progress or stderr_progress("reading log")):
+        for batch in read_batches(log_paths, fmt, mapping=mapping, key=key,
+                                  progress=progress or stderr_progress("reading log")):
             requests.add(batch.events, batch.stats)
     return evaluate(labels, verdicts, requests=requests, thresholds=thresholds,
                     sources=_sources(labels, verdicts_path, log_paths, model_path))
@@ -64,9 +68,12 @@ def evaluate_files(labels_path: str | Path, verdicts_path: str | Path, log_paths
 
 def evaluate_log(log_paths: Iterable[str | Path], labels_path: str | Path, model_path: str | Path,
                  fmt: str = "auto", out_dir: str | Path | None = None,
-                 progress: Progress | None = None, policy: PolicyConfig | None = None) -> EvaluationResult:
-    """Replay logs through the pipeline with the model at ``model_path`` (and ``policy``, default the
-    defaults), then evaluate the verdicts.
+                 progress: Progress | None = None, policy: PolicyConfig | None = None,
+                 stream: FeatureStream | None = None, mapping: JsonlMapping | None = None,
+                 key: ClientKey | None = None) -> EvaluationResult:
+    """Replay logs through the pipeline with the model at ``model_path`` (and ``policy`` and ``stream``,
+    default the defaults: a service's without a config file; ``mapping`` and ``key`` read the log as the
+    config's ``[ingest]`` does), then evaluate the verdicts.
 
     The verdicts are written to ``out_dir/verdicts.jsonl`` when ``out_dir`` is given.
     """
@@ -75,7 +82,8 @@ def evaluate_log(log_paths: Iterable[str | Path], labels_path: str | Path, model
         raise ValueError("evaluate_log needs at least one log file")
     _check_logs(log_paths)
     labels = read_labels(labels_path)  # bad labels fail before a long replay
-    run = run_replay(log_paths, model_path, fmt, progress=progress or stderr_progress("replay"), policy=policy)
+    run = run_replay(log_paths, model_path, fmt, progress=progress or stderr_progress("replay"), policy=policy,
+                     stream=stream, mapping=mapping, key=key)
     verdicts_path = None
     if out_dir is not None:
         out = Path(out_dir)

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 from detector.evaluate.baseline import RequestTimes
+from detector.features.stream import FeatureStream
+from detector.ingest.formats import ClientKey, JsonlMapping
 from detector.model import load_artifact
 from detector.pipeline import Pipeline, replay
 from detector.policy import PolicyConfig
@@ -78,13 +80,16 @@ class ReplayRun:
 
 def run_replay(log_paths: Iterable[str | Path], model_path: str | Path, fmt: str = "auto",
                progress: Callable[[int, int], None] | None = None,
-               policy: PolicyConfig | None = None) -> ReplayRun:
-    """Load the model, replay the logs through the pipeline (with ``policy``, default the defaults), return
-    verdicts, max scores and times."""
+               policy: PolicyConfig | None = None, stream: FeatureStream | None = None,
+               mapping: JsonlMapping | None = None, key: ClientKey | None = None) -> ReplayRun:
+    """Load the model, replay the logs through the pipeline (with ``policy`` and ``stream``, default the
+    defaults: those of a service without a config file; ``mapping`` and ``key`` as ``read_batches``
+    takes them), return verdicts, max scores and times."""
     model, card = load_artifact(model_path)
     store = MaxScoreStore()
     pipeline = RecordingPipeline(model, model_version=str(card.get("version", "")), store=store,
-                                 policy_config=policy or PolicyConfig())
-    verdicts = [v.to_json() for v in replay(list(log_paths), pipeline, fmt, progress=progress)]
+                                 policy_config=policy or PolicyConfig(), stream=stream or FeatureStream())
+    verdicts = [v.to_json() for v in replay(list(log_paths), pipeline, fmt, mapping=mapping, key=key,
+                                            progress=progress)]
     pipeline.requests.stats = pipeline.stats
     return ReplayRun(verdicts, store.max_scores(), pipeline.requests, card, pipeline.policy.thresholds)

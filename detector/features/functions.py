@@ -123,8 +123,9 @@ def median_hold_seconds(ev: ClientEvents) -> np.ndarray:
 
 
 def hold_share(ev: ClientEvents) -> np.ndarray:
-    """Median hold as a share of the server's hold time, read off the traffic itself (the 99th
-    percentile of every client's request durations in the window), so that a 25 s and a 55 s
+    """Median hold as a share of the server's hold time, read off the traffic itself
+    (``ClientEvents.population_hold``: the 99th percentile of the durations on the window's long-poll
+    endpoint, or of all where it shows none), so that a 25 s and a 55 s
     long-poll service look alike: about 1 for a patient long-poller, near 0 for one that cuts its polls
     or is answered at once."""
     if not ev.population_hold > 0:
@@ -423,6 +424,8 @@ def repeated_answers_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
     fleet) each asking once is no repeat, nor are colleagues on one browser build asking at the same time
     (neither had the answer yet), nor the parts (206) of a file a viewer fetches by ranges.
     """
+    if ev.fleet_ua is not None:
+        return np.full(ev.n, np.nan)  # see _top_read_per_minute
     code, _bytes, read = _all_repeats(ev)
     return _top_read_per_minute(ev, code, read)
 
@@ -438,7 +441,7 @@ def replayed_polls_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
     channel ask *at the same time* and are answered together (no replay), and the same script bundle
     loaded again, or a health check, is not a poll.
     """
-    if len(ev.poll_paths) == 0:
+    if len(ev.poll_paths) == 0 or ev.fleet_ua is not None:  # a prefix row: see _top_read_per_minute
         return np.full(ev.n, np.nan)
     code, _bytes, read = _repeats(ev, np.isin(ev.path, ev.poll_paths))
     return _top_read_per_minute(ev, code, read)
@@ -452,6 +455,8 @@ def repeated_bytes_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
     the same backlog again and again. (No ceiling: one person downloading a large file twice is more bytes
     than any loop over small ones.)
     """
+    if ev.fleet_ua is not None:
+        return np.full(ev.n, np.nan)  # see _top_read_per_minute
     code, nbytes, read = _all_repeats(ev)
     return _top_read_per_minute(ev, code, read, nbytes)
 
@@ -462,7 +467,13 @@ def _top_read_per_minute(ev: ClientEvents, code: np.ndarray, read: np.ndarray,
     name (their count, or the sum of their ``weights``), per minute per user agent: colleagues behind one
     NAT on one browser build are one user agent, and each opening the message they were all sent is the
     same read asked again (counted per address, not per user agent, the training day's highest in 10 s
-    rose from 24 to 60 a minute)."""
+    rose from 24 to 60 a minute).
+
+    NaN on a network prefix's row (``fleet_ua`` set): a read is one program's (address and agent), so the
+    prefix's most is its busiest address's own, never more than that address's row shows; taken for the
+    prefix, a client replaying a cursor had two server consumers of its cloud /24 throttled with it."""
+    if ev.fleet_ua is not None:
+        return np.full(ev.n, np.nan)
     if len(read) == 0:
         return np.zeros(ev.n)
     sums = np.bincount(read, weights=weights)

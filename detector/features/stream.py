@@ -70,7 +70,7 @@ class StreamCounters:
 class FeatureStream:
     """Sliding windows on event time over a stream of event batches (see module docstring)."""
 
-    tick: float = 2.0
+    tick: float = 1.0  # also the config's default (``FeatureSettings.tick``): evaluate scores as serve does
     lateness: float = 2.0
     specs: tuple[FeatureSpec, ...] = FEATURES
     counters: StreamCounters = field(default_factory=StreamCounters)

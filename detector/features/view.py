@@ -120,24 +120,39 @@ def counted_agents(groups: np.ndarray, agents: np.ndarray, status: np.ndarray, n
 
 
 NOT_REPEATABLE = 0  # the request code of a request that changes state (POST, PUT, ...)
-#: A server holding requests this long (the window's 99th percentile of durations, seconds) is long-polling.
+#: A request held this long (seconds) may be a long poll; a window without one shows no long polling.
 LONG_POLL = 5.0
 
 
-def poll_paths(paths: np.ndarray, durations: np.ndarray, hold: float, held: float = 0.5,
-               share: float = 0.1) -> np.ndarray:
-    """The long-poll endpoint(s) of a window, read off everyone's traffic: the paths (sorted codes) of at
-    least ``share`` of the requests held for ``held`` of the server's hold time or longer. Empty when the
-    window shows no long polling (``hold`` under ``LONG_POLL`` s, or no durations).
+def poll_paths(paths: np.ndarray, durations: np.ndarray, clients: np.ndarray, population: int | None = None,
+               share: float = 0.1, least: float = 0.05) -> np.ndarray:
+    """The long-poll endpoint(s) of a window, read off everyone's traffic: the paths (sorted codes) on
+    which at least ``share`` of the clients holding any request ``LONG_POLL`` s or longer held one, and
+    at least ``least`` of all the window's clients (``clients``: one entry per request; ``population``:
+    how many distinct, when known). Empty when the window shows no long polling (nothing held, or no
+    durations).
 
-    >>> poll_paths(np.array([1, 1, 1, 2, 3, 3]), np.array([25.0, 20.0, 24.0, 0.1, 13.0, 30.0]), 25.0).tolist()
+    Counted in clients, not requests: the server holds the polls of most of its clients, while a handful
+    of clients can hold long requests of their own (downloads; connections that never send a request
+    line, closed with a 408). Counted in requests, eight such clients made their paths the endpoint during
+    an outage (when the server holds no poll), and every poll of everyone else became a read nothing
+    prompted; and one client's slow report among sixty clients' quick requests is no long polling.
+
+    >>> poll_paths(np.array([1, 1, 1, 2, 3, 3]), np.array([25.0, 20.0, 24.0, 0.1, 13.0, 30.0]),
+    ...            np.array([7, 8, 9, 7, 7, 7])).tolist()
     [1, 3]
+    >>> poll_paths(np.array([1, 1, 3]), np.array([25.0, 0.1, 30.0]), np.arange(3), least=0.5).tolist()
+    []
     """
-    if not hold >= LONG_POLL:
+    long = np.nan_to_num(np.asarray(durations, dtype=np.float64), nan=0.0) >= LONG_POLL
+    if not long.any():
         return np.empty(0, dtype=np.int64)
-    kept = paths[np.nan_to_num(durations, nan=0.0) >= held * hold]
-    codes, counts = np.unique(kept, return_counts=True)
-    return codes[counts >= share * len(kept)].astype(np.int64)
+    path, who = np.asarray(paths, dtype=np.int64)[long], np.asarray(clients, dtype=np.int64)[long]
+    base = int(who.max()) + 1
+    codes, holders = np.unique(pd.unique(path * base + who) // base, return_counts=True)
+    everyone = len(pd.unique(np.asarray(clients))) if population is None else population
+    enough = (holders >= share * len(pd.unique(who))) & (holders >= least * everyone)
+    return codes[enough].astype(np.int64)
 
 
 #: Methods that change nothing; a request with another method, where the log names one, is a write.
@@ -281,11 +296,13 @@ class ClientEvents:
     width: float
     population: int = 0  # distinct clients (of *all* clients) with a request that ended in the window
     population_failing: int = 0  # ... of which got at least one 5xx or 429
-    population_hold: float = float("nan")  # the server's hold time as seen: 99th percentile of all durations
+    #: the server's hold time as seen: the 99th percentile of the durations on the long-poll endpoint
+    #: (``polls``), or of all durations where the window shows none
+    population_hold: float = float("nan")
     bodies_logged: bool = True  # some answer in the window (anyone's) has a body: the log gives response sizes
     prefix_source: tuple | None = field(default=None, repr=False, compare=False)  # PrefixView.of's arguments
     fleet_ua: np.ndarray | None = None  # grouped by prefix: each event's user-agent string (``ua`` is per address)
-    poll_source: tuple | None = field(default=None, repr=False, compare=False)  # ``poll_paths``'s arguments
+    polls: np.ndarray | None = field(default=None, repr=False, compare=False)  # ``poll_paths`` of the window
     open_code: np.ndarray | None = None  # group of each request open at ``at`` (start records); None: none known
     open_ua: np.ndarray | None = None  # ... its user agent
     open_start: np.ndarray | None = None  # ... and its start
@@ -295,10 +312,10 @@ class ClientEvents:
         """The window seen per network prefix, one entry per client (worked out when first asked for)."""
         return None if self.prefix_source is None else PrefixView.of(*self.prefix_source)
 
-    @cached_property
+    @property
     def poll_paths(self) -> np.ndarray:
-        """The window's long-poll endpoint(s) (module ``poll_paths``), worked out when first asked for."""
-        return np.empty(0, dtype=np.int64) if self.poll_source is None else poll_paths(*self.poll_source)
+        """The window's long-poll endpoint(s) (module ``poll_paths``)."""
+        return np.empty(0, dtype=np.int64) if self.polls is None else self.polls
 
     @property
     def n(self) -> int:
@@ -378,16 +395,20 @@ class ClientEvents:
         group_prefix = np.full(len(groups), -1, dtype=np.int64)
         group_prefix[code[sel]] = ev.prefix[sel]  # scored clients without events here have no prefix row
         prefix = (ev.prefix[in_window], everyone, strings[in_window], status, group_prefix)
+        population = len(pd.unique(everyone))
+        polls = poll_paths(ev.path[in_window], ev.duration[in_window], everyone, population)
         durations = ev.duration[in_window]
+        if len(polls):  # the server's hold is read off its polls (not off a few clients' long downloads)
+            durations = durations[np.isin(ev.path[in_window], polls)]
         durations = durations[~np.isnan(durations)]
         hold = float(np.percentile(durations, 99)) if len(durations) else float("nan")
         return cls(clients=groups, code=code[sel], start=ev.start[sel], end=ev.end[sel],
                    duration=ev.duration[sel], status=ev.status[sel], bytes=ev.bytes[sel],
                    path=ev.path[sel], ua=ev.ua[sel], request=ev.request[sel], at=float(at), width=float(width),
-                   population=len(np.unique(everyone)), population_failing=len(np.unique(failing)),
+                   population=population, population_failing=len(np.unique(failing)),
                    prefix_source=prefix, population_hold=hold, bodies_logged=bool((ev.bytes[in_window] > 0).any()),
                    fleet_ua=strings[sel] if by == "prefix" else None,
-                   poll_source=(ev.path[in_window], ev.duration[in_window], hold), open_code=open_code,
+                   polls=polls, open_code=open_code,
                    open_ua=open_ua, open_start=open_start)
 
     @classmethod

@@ -164,11 +164,13 @@ def write_envoy_log(path: Path, *, start_ms: np.ndarray, dur_ms: np.ndarray, cli
 
 def write_nginx_starts(path: Path, json_path: Path, *, end_ms: np.ndarray, dur_ms: np.ndarray, client: np.ndarray,
                        addrs: list[str], method: np.ndarray, uri: np.ndarray, ua: np.ndarray, agents: list[str],
-                       request_ids: bytes) -> None:
+                       request_ids: bytes, started: np.ndarray | None = None) -> None:
     """``json_path``'s lines (``write_logs``' rows, in the same order) with a start line of each request
     before them, as ``deploy/nginx/nginx.conf.template`` has nginx write it from the request's auth
     subrequest (``"phase":"start"``; the answer taken to come at once: ``$msec`` at the request's start,
-    ``$request_time`` 0), in the order written (by time; a start before an end of the same millisecond)."""
+    ``$request_time`` 0), in the order written (by time; a start before an end of the same millisecond).
+    Rows where ``started`` is false get no start line (a connection that never sent a request line is
+    never authorised: nginx logs only its 408)."""
     with open(json_path, "rb") as f:
         ends = f.read().splitlines(keepends=True)
     n = len(ends)
@@ -183,6 +185,8 @@ def write_nginx_starts(path: Path, json_path: Path, *, end_ms: np.ndarray, dur_m
               for i, (sc, m, c, mt, u, ag) in enumerate(zip(sec.tolist(), ms.tolist(), client.tolist(),
                                                             method.tolist(), uri.tolist(), ua.tolist()))]
     order = _written_order(start_ms, end_ms)
+    if started is not None:
+        order = order[(order >= n) | np.asarray(started, dtype=bool)[order % n]]
     lines = starts + ends
     with open(path, "wb") as f:
         for a in range(0, 2 * n, 100_000):

@@ -128,3 +128,32 @@ def test_max_score_store_keeps_the_highest_score_across_reductions(monkeypatch):
     store.observe(2.0, np.array(["a"], dtype=object), np.array([0.9]), no_features, ())
     store.observe(3.0, np.array(["a", "c"], dtype=object), np.array([0.1, 0.2]), no_features, ())
     assert store.max_scores().to_dict() == {"a": 0.9, "b": 0.7, "c": 0.2}
+
+
+JSONL = '[ingest]\nformat = "jsonl"\n[ingest.jsonl]\nclient = "ip"\ntime = "t"\nstatus = "code"\n'
+
+
+@pytest.mark.parametrize("config", ["", "[features]\ntick = 2.0\n", JSONL])
+def test_evaluate_replays_as_detector_replay_and_serve_would(world, tmp_path, config, capsys):
+    # `detector evaluate --log` reads the log and scores on the ticks `detector replay` (and `serve`) use with
+    # the same config: the same verdict lines, whichever tick the config sets, and a log read with the
+    # config's JSONL mapping (the same lines with the client, time and status under other names)
+    from detector.cli import main
+
+    log = world["log"]
+    if config == JSONL:
+        renamed = {b'"remote_addr"': b'"ip"', b'"msec"': b'"t"', b'"status"': b'"code"'}
+        text = log.read_bytes()
+        for old, new in renamed.items():
+            text = text.replace(old, new)
+        log = tmp_path / "access.jsonl"
+        log.write_bytes(text)
+    cfg = tmp_path / "detector.toml"
+    cfg.write_text(config)
+    assert main(["replay", "--config", str(cfg), "--model", str(world["model"]), "--out", str(tmp_path / "r.jsonl"),
+                 str(log)]) == 0
+    assert main(["evaluate", "--config", str(cfg), "--model", str(world["model"]), "--labels", str(world["labels"]),
+                 "--log", str(log), "--report", str(tmp_path / "rep")]) == 0
+    capsys.readouterr()
+    replayed = (tmp_path / "r.jsonl").read_bytes().splitlines()
+    assert replayed and replayed == (tmp_path / "rep" / "verdicts.jsonl").read_bytes().splitlines()

@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from detector.features import functions as f
-from detector.features.view import ClientEvents, EventArrays, Interner
+from detector.features.view import ClientEvents, EventArrays, Interner, poll_paths
 
 from ..conftest import events
 
@@ -88,8 +89,8 @@ def test_bytes_and_paths(ev):
 
 
 def test_path_entropy_and_the_share_outside_the_long_poll_endpoint(ev):
-    # the server holds a's two polls of /v1/poll for 25 s (the window's hold, its 99th percentile of
-    # durations, is 25 s; held = 12.5 s or more): /v1/poll is the long-poll endpoint.
+    # the server holds a's two polls of /v1/poll for 25 s (a, the one client holding a request 5 s or
+    # more, holds it there): /v1/poll is the long-poll endpoint, its hold 25 s.
     # a: 3 requests, all /v1/poll -> entropy 0, none outside. b: /v1/poll x3, /x x1 -> entropy
     # -(3/4 log2 3/4 + 1/4 log2 1/4) = 0.75 * 0.415037 + 0.5 = 0.811278; a quarter outside.
     np.testing.assert_allclose(f.path_entropy(ev), [0.0, 0.811278], atol=1e-6)
@@ -191,10 +192,10 @@ def test_repeated_answers_count_the_same_request_answered_again():
         *[dict(client="s", start=t, end=t + 0.2, path="/static/app.js", bytes=190_000) for t in (75, 80, 85, 95)],
         # v: a PDF viewer fetching one file by ranges (206), one after the other: parts, not repeats
         *[dict(client="v", start=t, end=t + 0.5, path="/doc.pdf", status=206, bytes=65_536) for t in (80, 81, 82)],
-        # w: /big answered at 76, asked again at 77 (a slow answer, until 87: a repeat), at 78 (while the
+        # w: /big answered at 76, asked again at 77 (a slow answer, until 81: a repeat), at 78 (while the
         # slow one still runs, but after the first had come: a repeat too) and at 79.5 (the third: it counts)
         dict(client="w", start=75, end=76, path="/big", bytes=1_000),
-        dict(client="w", start=77, end=87, path="/big", bytes=1_000),
+        dict(client="w", start=77, end=81, path="/big", bytes=1_000),
         dict(client="w", start=78, end=79, path="/big", bytes=1_000),
         dict(client="w", start=79.5, end=80, path="/big", bytes=1_000),
     ])
@@ -210,9 +211,8 @@ def test_repeated_answers_count_the_same_request_answered_again():
     # user agents on a single request answered within 1 s: none (m's "other" made one poll, held 5 s;
     # every other agent asked two or more times)
     np.testing.assert_allclose(f.quick_one_off_agents(ev), [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-    # the window's hold (99th percentile of durations) is 22.0 s and only r's 25 s poll was held half of
-    # it or more: /v1/poll is the long-poll endpoint. Replays: r's three, each asked after the earlier answer;
-    # the third counts
+    # r, m and n each held a request 5 s or more, all on /v1/poll: the long-poll endpoint. Replays: r's
+    # three, each asked after the earlier answer; the third counts
     np.testing.assert_allclose(f.replayed_polls_top_read_per_minute(ev), [2.0, 0.0, 0.0, 0.0, 0.0, 0.0])
 
 
@@ -395,6 +395,45 @@ def test_early_empty_answers_count_bodiless_2xx_and_redirects_on_the_poll_endpoi
     np.testing.assert_allclose(f.early_empty_answers_per_ua_per_minute(unheld), [0.0, 0.0, 1.0])
 
 
+def test_the_poll_endpoint_and_hold_are_read_off_many_clients_not_a_few_long_requests():
+    # 40 pollers p0..p39 each hold one poll 25 s (ending 60..99) and fetch twice at once; d1 and d2
+    # download /big.mp4, 60 s each, three at a time; t never sends a request line: 408 after 30 s, no path.
+    # Clients holding a request 5 s or more: 43; /v1/poll 40 of them (kept), /big.mp4 2 and "" 1 (under
+    # a tenth of 43). The hold is read off /v1/poll alone: 25 s (off all 127 durations it would be 60 s:
+    # 7 of them are over 25 s, past the 99th percentile's reach).
+    polls = [dict(client=f"p{i}", start=35.0 + i, end=60.0 + i, status=204) for i in range(40)]
+    quick = [dict(client=f"p{i}", start=60.0 + i + 0.1 * k, end=60.05 + i + 0.1 * k, bytes=300)
+             for i in range(40) for k in range(2)]
+    big = [dict(client=f"d{j}", start=39.0 + k / 10, end=99.0 + k / 10, path="/big.mp4", bytes=40_000_000)
+           for j in (1, 2) for k in range(3)]
+    hung = [dict(client="t", start=60.0, end=90.0, status=408, method="", path="")]
+    clients = np.array(["p0", "d1", "t"], dtype=object)
+    calm = ClientEvents.from_frame(events(polls + quick + big + hung), at=100.0, width=60.0, clients=clients)
+    assert len(calm.poll_paths) == 1
+    assert f.outside_poll_share(calm).tolist() == [0.0, 1.0, 1.0]  # p0 polls it; d1's and t's are outside
+    assert calm.population_hold == pytest.approx(25.0)
+    # an outage: 400 pollers get 503 at once, nothing of theirs is held. The three long requests are all
+    # that is held; each path's holders are a third or more of the 3 holding clients, but under 1 in 100 of
+    # the window's 403 clients: no long polling, and the hold falls back to the 99th percentile of all
+    # 407 durations, 60 s
+    outage = [dict(client=f"p{i}", start=40.5 + i / 10, end=40.51 + i / 10, status=503, bytes=95)
+              for i in range(400)]
+    ev = ClientEvents.from_frame(events(outage + big + hung), at=100.0, width=60.0, clients=clients)
+    assert len(ev.poll_paths) == 0
+    assert ev.population_hold == pytest.approx(60.0)
+    # sixty clients' quick requests and one slow report (6 s): one client of 61 holding is no long polling
+    quick60 = [dict(client=f"c{i}", start=50.0 + i / 2 + k, end=50.2 + i / 2 + k, path=f"/api/{k}")
+               for i in range(60) for k in range(5)]
+    slow = events(quick60 + [dict(client="r", start=90.0, end=96.0, path="/report.csv")])
+    ev = ClientEvents.from_frame(slow, at=100.0, width=60.0, clients=np.array(["c0", "r"], dtype=object))
+    assert len(ev.poll_paths) == 0 and np.isnan(f.outside_poll_share(ev)).all()
+    # the same without ``least``: the downloads and the 408 would be taken for the endpoint
+    frame = events(outage + big + hung)
+    codes = pd.factorize(frame["path"])[0]
+    who = pd.factorize(frame["client"])[0]
+    assert len(poll_paths(codes, frame["duration"].to_numpy(), who, least=0.0)) == 2
+
+
 def test_hold_share_divides_by_the_servers_hold_seen_in_the_traffic():
     # durations in the window: 55 (x3, the server's hold), 5, 0.5; the 99th percentile of
     # [0.5, 5, 55, 55, 55] is 55. Client h holds 55 and 55 -> 1.0; client c: 5 and 0.5 -> median 2.75 -> 0.05
@@ -433,9 +472,10 @@ def test_fleet_client_errors_sum_a_prefixs_addresses_per_user_agent_string():
 
 
 def test_fleet_early_empty_answers_sum_a_prefixs_addresses_per_user_agent_string():
-    # The server holds polls 40 s (the 99th percentile of the window's durations: 198.51.100.7's four
-    # held polls and .3's one), so an empty answer to a poll within 10 s is early; /v1/poll is the
-    # long-poll endpoint (5 of the 16 requests held 20 s or more). 203.0.113.0/24 judged whole: .1 and .2
+    # /v1/poll is the long-poll endpoint (the two clients holding requests 5 s or more, .3 and
+    # 198.51.100.7, hold them there); the server holds polls 40 s (the 99th percentile of its durations:
+    # 198.51.100.7's four held polls and .3's one), so an empty answer to a poll within 10 s is early.
+    # 203.0.113.0/24 judged whole: .1 and .2
     # run "lib", asking for a 1 s wait (204 after 1 s): 3 and 2 times; .1 also sends a beacon answered 204
     # at once (not a poll: not counted). .3 runs "app": one 204 after 8 s (early), one after exactly 10 s
     # and one after 15 s (not early), a 200 after 2 s with a body (not empty) and one 204 held 40 s. .2

@@ -173,9 +173,13 @@ def test_a_prefix_scored_whole_counts_each_address_and_agent_as_one_program():
             for i in (1, 2, 3)]
     s = FeatureStream(tick=100.0, lateness=0.0)
     (frame,) = list(s.push(events(rows))) + list(s.finish())
-    whole = frame.to_frame().loc["203.0.113.0/24"]
-    assert whole["user_agents_60s"] == 3 and whole["repeats_top_read_60s"] == 0
-    assert np.isnan(whole["quick_one_off_agents_60s"])  # an address's measure, not a network's
+    table = frame.to_frame()
+    whole = table.loc["203.0.113.0/24"]
+    assert whole["user_agents_60s"] == 3
+    assert (table.loc[[f"203.0.113.{i}" for i in (1, 2, 3)], "repeats_top_read_60s"] == 0).all()
+    # an address's measures, not a network's: the most repeated read is one program's, on its own row
+    assert np.isnan(whole["quick_one_off_agents_60s"]) and np.isnan(whole["repeats_top_read_60s"])
+    assert np.isnan(whole["replayed_polls_top_read_60s"]) and np.isnan(whole["repeated_bytes_top_read_60s"])
     assert whole["busiest_ua_concurrency_60s"] == pytest.approx(25 / 60)
 
 

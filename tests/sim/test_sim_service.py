@@ -64,3 +64,20 @@ def test_connections_follow_keepalive_aborts_and_lanes():
     assert reqs.tolist() == [1, 2, 1, 1, 1, 2]
     assert conn[0] == conn[1] != conn[2] != conn[3] and conn[4] == conn[5] != conn[0]
     assert conn[0] < conn[4] < conn[2] < conn[3]  # serials in the order connections opened
+
+
+def test_nginx_start_lines_are_written_only_for_requests_that_sent_one(tmp_path):
+    # two requests: a poll from 10.000 to 35.000 and a connection that never sent a request line, closed
+    # with a 408 at 40.000 after 30 s; the poll's start line comes first, the 408 has none
+    from detector.sim.writer import write_nginx_starts
+
+    ends = tmp_path / "access.log"
+    ends.write_bytes(b'{"msec":"35.000","status":"204"}\n{"msec":"40.000","status":"408"}\n')
+    out = tmp_path / "access_starts.log"
+    write_nginx_starts(out, ends, end_ms=np.array([35_000, 40_000]), dur_ms=np.array([25_000, 30_000]),
+                       client=np.array([0, 1]), addrs=["10.0.0.1", "10.0.0.2"], method=np.array([0, 0]),
+                       uri=np.array(["/v1/poll?cursor=1", ""], dtype=object), ua=np.array([0, 0]), agents=["ua"],
+                       request_ids=b"0" * 64, started=np.array([True, False]))
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == 3 and b'"phase":"start","msec":"10.000"' in lines[0] and b"10.0.0.1" in lines[0]
+    assert lines[1:] == ends.read_bytes().splitlines()
