@@ -103,14 +103,20 @@ def _times(rng: np.random.Generator, t0: float, t1: float, lo: float, hi: float)
     return t[t < t1]
 
 
-def _colleague(rng: np.random.Generator, s: float, t1: float, lane: int, ua: str, add) -> None:
-    """One patient colleague on an office address from ``s`` to ``t1``: polls held (25 s, or answered
-    sooner with a message), each re-polled within a second."""
-    while s < t1:
-        d = float(rng.choice([25.0, rng.uniform(1, 25)]))
-        add(s, d, f"/v1/poll?channel=team-{lane}&cursor={int(s)}", 200 if d < 25 else 204,
-            int(rng.integers(300, 900)) if d < 25 else 0, ua)
-        s += d + rng.uniform(0.05, 1.0)
+def _office(rng: np.random.Generator, t0: float, t1: float, add, first) -> None:
+    """Twelve browsers on one office address, each from a moment in its first 25 s until ``t1``: the first
+    does what ``first(start, user_agent)`` does; the other eleven are patient colleagues, their polls held
+    (25 s, or answered sooner with a message) and each re-polled within a second."""
+    for lane, a in enumerate(rng.choice(len(BROWSERS), 12, replace=False)):
+        s = t0 + rng.uniform(0, 25)
+        if lane == 0:
+            first(s, BROWSERS[a])
+            continue
+        while s < t1:
+            d = float(rng.choice([25.0, rng.uniform(1, 25)]))
+            add(s, d, f"/v1/poll?channel=team-{lane}&cursor={int(s)}", 200 if d < 25 else 204,
+                int(rng.integers(300, 900)) if d < 25 else 0, BROWSERS[a])
+            s += d + rng.uniform(0.05, 1.0)
 
 
 def actor(kind: str, rng: np.random.Generator, t0: float, t1: float) -> list[dict]:
@@ -202,16 +208,13 @@ def actor(kind: str, rng: np.random.Generator, t0: float, t1: float) -> list[dic
             add(s, rng.uniform(0.002, 0.01), f"/v1/poll?channel=room-{rng.integers(3000)}&cursor=1", 204, 0, SCRIPT,
                 member=i // 4)
     elif kind == "crowd_loop":
-        agents = rng.choice(len(BROWSERS), 12, replace=False)
-        for lane, a in enumerate(agents):
-            s = t0 + rng.uniform(0, 25)
-            if lane:
-                _colleague(rng, s, t1, lane, BROWSERS[a], add)
-                continue
-            while s < t1:  # the loop: answered at once, asks again at once
+        def loop(s: float, ua: str) -> None:  # answered at once, asks again at once
+            while s < t1:
                 d = rng.uniform(0.01, 0.05)
-                add(s, d, "/v1/poll?channel=room-44&cursor=5", 200, int(rng.integers(300, 900)), BROWSERS[a])
+                add(s, d, "/v1/poll?channel=room-44&cursor=5", 200, int(rng.integers(300, 900)), ua)
                 s += d + rng.uniform(0.2, 0.45)
+
+        _office(rng, t0, t1, add, loop)
     elif kind == "redirect_loop":
         for s in _times(rng, t0, t1, 2, 5):
             add(s, rng.uniform(0.001, 0.01), "/v1/poll?channel=room-5&cursor=1", 302, 154, SCRIPT)
@@ -275,16 +278,13 @@ def actor(kind: str, rng: np.random.Generator, t0: float, t1: float) -> list[dic
             add(s, rng.uniform(0.01, 0.06), f"/v1/poll?channel=room-2&cursor={cursor - 10 * i}", 200,
                 int(rng.integers(5_000, 30_000)), SCRIPT)
     elif kind == "office_prober":
-        agents = rng.choice(len(BROWSERS), 12, replace=False)
-        for lane, a in enumerate(agents):
-            s = t0 + rng.uniform(0, 25)
-            if lane:
-                _colleague(rng, s, t1, lane, BROWSERS[a], add)
-                continue
-            while s < t1:  # the prober
+        def probe(s: float, ua: str) -> None:
+            while s < t1:
                 d = rng.uniform(0.02, 0.08)
-                add(s, d, "/v1/login", 401, 52, BROWSERS[a], method="POST")
+                add(s, d, "/v1/login", 401, 52, ua, method="POST")
                 s += d + rng.uniform(1.0, 2.0)
+
+        _office(rng, t0, t1, add, probe)
     else:
         raise ValueError(kind)
     return out

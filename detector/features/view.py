@@ -297,12 +297,13 @@ class ClientEvents:
     population: int = 0  # distinct clients (of *all* clients) with a request that ended in the window
     population_failing: int = 0  # ... of which got at least one 5xx or 429
     #: the server's hold time as seen: the 99th percentile of the durations on the long-poll endpoint
-    #: (``polls``), or of all durations where the window shows none
+    #: (``poll_paths``), or of all durations where the window shows none
     population_hold: float = float("nan")
     bodies_logged: bool = True  # some answer in the window (anyone's) has a body: the log gives response sizes
     prefix_source: tuple | None = field(default=None, repr=False, compare=False)  # PrefixView.of's arguments
     fleet_ua: np.ndarray | None = None  # grouped by prefix: each event's user-agent string (``ua`` is per address)
-    polls: np.ndarray | None = field(default=None, repr=False, compare=False)  # ``poll_paths`` of the window
+    #: the window's long-poll endpoint(s) (module ``poll_paths``); none where it shows no long polling
+    poll_paths: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64), repr=False, compare=False)
     open_code: np.ndarray | None = None  # group of each request open at ``at`` (start records); None: none known
     open_ua: np.ndarray | None = None  # ... its user agent
     open_start: np.ndarray | None = None  # ... and its start
@@ -311,11 +312,6 @@ class ClientEvents:
     def prefix(self) -> PrefixView | None:
         """The window seen per network prefix, one entry per client (worked out when first asked for)."""
         return None if self.prefix_source is None else PrefixView.of(*self.prefix_source)
-
-    @property
-    def poll_paths(self) -> np.ndarray:
-        """The window's long-poll endpoint(s) (module ``poll_paths``)."""
-        return np.empty(0, dtype=np.int64) if self.polls is None else self.polls
 
     @property
     def n(self) -> int:
@@ -408,7 +404,7 @@ class ClientEvents:
                    population=population, population_failing=len(np.unique(failing)),
                    prefix_source=prefix, population_hold=hold, bodies_logged=bool((ev.bytes[in_window] > 0).any()),
                    fleet_ua=strings[sel] if by == "prefix" else None,
-                   polls=polls, open_code=open_code,
+                   poll_paths=polls, open_code=open_code,
                    open_ua=open_ua, open_start=open_start)
 
     @classmethod
