@@ -71,6 +71,36 @@ of it:
   the backlog since it (200, 5 to 30 kB), 1 to 2 a second;
 * ``office_prober``: an office address where 12 browsers poll patiently, one of which probes logins
   (``POST /v1/login``, 401) 0.5 to 1 a second.
+
+A sixth (``--kinds sixth``), written on 2026-11-30 before any run of it against model 2026-11-30.9:
+
+* ``ws_flood``: ``GET /v1/ws`` upgraded (101) and dropped after 0.05 to 0.5 s, a browser, 1 to 3 a second;
+* ``slow_reader``: 10 to 20 pages of ``/v1/history`` read at once, each taking 30 to 90 s for 5 to 20 kB,
+  re-opened as each ends (workers held by a slow reader);
+* ``v6_wide``: a /48, each request from a new /64 (two requests to an address), polls asking for no wait
+  (204 at once), 2 to 5 a second in all;
+* ``login_trickle``: ``POST /v1/login``, 401, every 10 to 20 s for the actor's whole span (low and slow);
+* ``burst_sleep``: 50 to 150 messages (``/v1/messages/<random id>``, 200) within 2 to 4 s, then 40 to 90 s
+  of silence, again;
+* ``publish_spam``: ``POST /v1/channels/room-<n>/messages`` (201) to a new channel each time, a browser,
+  0.5 to 1.5 a second.
+
+Its first run (model 2026-11-30.9) caught the slow readers (with start lines only) and three of the four
+burst sleepers, and nothing else; counting a request answered at once without a body as a repeat, and the
+distinct paths written to, followed (model 2026-11-30.10), so the sixth set is no longer unseen for later
+models.
+
+A seventh (``--kinds seventh``), written on 2026-11-30 after the sixth's first run and before any run of
+it against a model:
+
+* ``token_refresh``: a mobile app stuck refreshing its token, ``POST /v1/token`` (200, 400 to 800 bytes),
+  1 to 3 a second;
+* ``room_crawler``: ``/v1/channels/room-<n>/info`` for random rooms (200, 1 to 3 kB), 1 to 2 a second;
+* ``patch_walker``: ``PATCH /v1/users/<n>`` counted upwards, refused (403) at once, 0.5 to 1.5 a second;
+* ``long_uri``: the poll endpoint with a 4 kB cursor, refused (414) at once, 1 to 3 a second;
+* ``ping_loop``: ``/v1/ping`` answered 204 at once, every 0.2 to 0.5 s (a heartbeat set in milliseconds);
+* ``slow_post``: 10 to 20 uploads at once whose bodies never finish, each closed with a 408 after 60 to
+  120 s and opened again.
 """
 
 from __future__ import annotations
@@ -93,6 +123,7 @@ from detector.sim.writer import write_nginx_starts
 BROWSERS = [f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.{b}.0 "
             "Safari/537.36" for v in range(110, 132) for b in range(4000, 6400, 300)]
 SCRIPT = "python-httpx/0.27.0"
+APP = "ChatApp/5.2.1 (iPhone; iOS 17.4; Scale/3.00)"
 
 
 def _times(rng: np.random.Generator, t0: float, t1: float, lo: float, hi: float) -> np.ndarray:
@@ -285,6 +316,67 @@ def actor(kind: str, rng: np.random.Generator, t0: float, t1: float) -> list[dic
                 s += d + rng.uniform(1.0, 2.0)
 
         _office(rng, t0, t1, add, probe)
+    elif kind == "ws_flood":
+        ua = BROWSERS[int(rng.integers(len(BROWSERS)))]
+        for s in _times(rng, t0, t1, 1, 3):
+            add(s, rng.uniform(0.05, 0.5), "/v1/ws?channel=room-5", 101, 0, ua)
+    elif kind == "slow_reader":
+        for lane in range(int(rng.integers(10, 21))):
+            s = t0 + rng.uniform(0, 3)
+            while s < t1:
+                d = rng.uniform(30, 90)
+                add(s, d, f"/v1/history?page={int(rng.integers(1, 500))}", 200, int(rng.integers(5000, 20000)), SCRIPT)
+                s += d + rng.uniform(0.01, 0.2)
+    elif kind == "v6_wide":
+        for i, s in enumerate(_times(rng, t0, t1, 2, 5)):
+            add(s, rng.uniform(0.002, 0.01), f"/v1/poll?channel=room-{rng.integers(3000)}&cursor=1&wait=0", 204, 0,
+                SCRIPT, member=i // 2)
+    elif kind == "login_trickle":
+        s = t0
+        while s < t1:
+            add(s, rng.uniform(0.02, 0.08), "/v1/login", 401, 52, SCRIPT, method="POST")
+            s += rng.uniform(10, 20)
+    elif kind == "burst_sleep":
+        s = t0
+        while s < t1:
+            span = rng.uniform(2, 4)
+            for b in np.sort(rng.uniform(0, span, int(rng.integers(50, 151)))):
+                add(s + b, rng.uniform(0.005, 0.03), f"/v1/messages/{int(rng.integers(10_000, 99_999))}", 200,
+                    int(rng.integers(500, 2000)), SCRIPT)
+            s += span + rng.uniform(40, 90)
+    elif kind == "publish_spam":
+        ua = BROWSERS[int(rng.integers(len(BROWSERS)))]
+        for s in _times(rng, t0, t1, 0.5, 1.5):
+            add(s, rng.uniform(0.01, 0.05), f"/v1/channels/room-{rng.integers(3000)}/messages", 201, 90, ua,
+                method="POST")
+    elif kind == "token_refresh":
+        for s in _times(rng, t0, t1, 1, 3):
+            add(s, rng.uniform(0.02, 0.1), "/v1/token", 200, int(rng.integers(400, 800)), APP, method="POST")
+    elif kind == "room_crawler":
+        for s in _times(rng, t0, t1, 1, 2):
+            add(s, rng.uniform(0.01, 0.08), f"/v1/channels/room-{rng.integers(100_000)}/info", 200,
+                int(rng.integers(1000, 3000)), SCRIPT)
+    elif kind == "patch_walker":
+        n = int(rng.integers(1000, 90_000))
+        for i, s in enumerate(_times(rng, t0, t1, 0.5, 1.5)):
+            add(s, rng.uniform(0.003, 0.02), f"/v1/users/{n + i}", 403, 60, SCRIPT, method="PATCH")
+    elif kind == "long_uri":
+        for s in _times(rng, t0, t1, 1, 3):
+            add(s, rng.uniform(0.001, 0.005), f"/v1/poll?channel=room-3&cursor={rng.bytes(2048).hex()}", 414, 170,
+                SCRIPT)
+    elif kind == "ping_loop":
+        ua = BROWSERS[int(rng.integers(len(BROWSERS)))]
+        s, period = t0, rng.uniform(0.2, 0.5)
+        while s < t1:
+            add(s, rng.uniform(0.002, 0.01), "/v1/ping", 204, 0, ua)
+            s += period * rng.uniform(0.9, 1.1)
+    elif kind == "slow_post":
+        for lane in range(int(rng.integers(10, 21))):
+            s = t0 + rng.uniform(0, 3)
+            while s < t1:
+                d = rng.uniform(60, 120)
+                add(s, d, "/v1/upload", 408, 0, SCRIPT, method="POST")
+                s += d + rng.uniform(0.01, 0.2)
     else:
         raise ValueError(kind)
     return out
@@ -296,8 +388,10 @@ SECOND = ("login_drip", "head_flood", "export_hog", "error_trigger", "channel_fa
 THIRD = ("pulse", "search_abuse", "v6_rotator", "crowd_loop", "redirect_loop", "id_walk")
 FOURTH = ("options_flood", "proxy_botnet", "header_timeout", "upload_reject", "cache_buster", "bandwidth_hog")
 FIFTH = ("sse_abort", "graphql_heavy", "isp_drip", "cursor_rewind", "office_prober")
-KINDS = {"first": FIRST, "second": SECOND, "third": THIRD, "fourth": FOURTH, "fifth": FIFTH,
-         "all": FIRST + SECOND + THIRD + FOURTH + FIFTH}
+SIXTH = ("ws_flood", "slow_reader", "v6_wide", "login_trickle", "burst_sleep", "publish_spam")
+SEVENTH = ("token_refresh", "room_crawler", "patch_walker", "long_uri", "ping_loop", "slow_post")
+KINDS = {"first": FIRST, "second": SECOND, "third": THIRD, "fourth": FOURTH, "fifth": FIFTH, "sixth": SIXTH,
+         "seventh": SEVENTH, "all": FIRST + SECOND + THIRD + FOURTH + FIFTH + SIXTH + SEVENTH}
 
 
 def _line(addr: str, r: dict, rid: int) -> bytes:
@@ -327,6 +421,10 @@ def build(out: Path, seed: int, minutes: float, actors: int, kinds: tuple[str, .
             if kind == "v6_rotator":  # one /64, a new interface identifier on every request
                 net = "2a02:" + ":".join(f"{x:x}" for x in rng.integers(1, 65536, 3))
                 addrs = [f"{net}:" + ":".join(f"{x:x}" for x in rng.integers(1, 65536, 4)) for _ in range(members)]
+            elif kind == "v6_wide":  # one /48, every address in a /64 of its own
+                net = "2a02:" + ":".join(f"{x:x}" for x in rng.integers(1, 65536, 2))
+                addrs = [f"{net}:{k + 1:x}:" + ":".join(f"{x:x}" for x in rng.integers(1, 65536, 4))
+                         for k in range(members)]
             elif kind == "isp_drip":  # one /16, its addresses scattered over its /24s (mostly one to each)
                 net16 = f"{rng.integers(11, 99)}.{rng.integers(256)}"
                 addrs = [f"{net16}.{x // 254}.{x % 254 + 1}" for x in rng.choice(256 * 254, members, replace=False)]

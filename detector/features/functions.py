@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.features.view import (NOT_REPEATABLE, ClientEvents, counted_agents, distinct_per_group, group_max,
-                                   group_median, refused)
+from detector.features.view import (NO_TARGET, NOT_REPEATABLE, ClientEvents, counted_agents, distinct_per_group,
+                                   group_max, group_median, refused)
 
 ABORTED = 499
 THROTTLED = 429
@@ -288,6 +288,22 @@ def writes_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     return _matching_per_ua_per_minute(ev, ev.request == NOT_REPEATABLE)
 
 
+def written_paths_per_ua(ev: ClientEvents) -> np.ndarray:
+    """Distinct things written to (``writes_per_ua_per_minute``'s methods; the path, record ids taken out:
+    ``write_targets``) per user agent; 0 where the log names no methods (every request a read).
+
+    A publisher posts to its one publish URL however fast it goes, and a person to the room in front of
+    them, marking message after message read at one target (``/v1/messages/*/read``); a program posting
+    to one room or inbox after another by name (spam across rooms, a walk of write endpoints) writes to
+    many. The rate of writes cannot tell them apart (a busy publisher writes more often than a spammer),
+    what they write to can. A walk over record ids (``PATCH /v1/users/<n>``) is one target here; its
+    refusals are what the 4xx counts see.
+    """
+    writes = ev.target != NO_TARGET
+    targets = np.unique(ev.target[writes], return_inverse=True)[1].reshape(-1)
+    return _per_ua(ev, distinct_per_group(ev.code[writes], targets, ev.n))
+
+
 def quick_one_off_agents(ev: ClientEvents) -> np.ndarray:
     """User agents whose only request in the window was answered within a second; NaN for a network
     prefix judged whole (its programs are address and user agent) and for formats without durations.
@@ -409,9 +425,9 @@ def outside_poll_share(ev: ClientEvents) -> np.ndarray:
 
 
 def repeated_answers_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
-    """Answers with a body (2xx but 206, bytes > 0) to the read (GET or HEAD of the same path and query,
-    by one user agent) the client asked for again most often once it had the earlier answer, from the
-    third time again on (``_repeats``), per minute per user agent.
+    """Answers (``_answered``: with a body, or any but an error within a second) to the read (GET or HEAD of
+    the same path and query, by one user agent) the client asked for again most often once it had the
+    earlier answer, from the third time again on (``_repeats``), per minute per user agent.
 
     A long-poll client moves its cursor on after each answer, so the next poll is a new request; one that
     replays an old cursor, or re-downloads the same thing in a loop, is answered the same request again and
@@ -432,7 +448,8 @@ def repeated_answers_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
 
 def replayed_polls_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
     """The poll of the long-poll endpoint (``ClientEvents.poll_paths``) the client asked for again most often,
-    and was answered with data again, after the same client and user agent had been answered that very poll,
+    and was answered again (with data, or at once: ``_answered``), after the same client and user agent had
+    been answered that very poll,
     per minute per user agent (as ``repeated_answers_top_read_per_minute``, among polls). NaN where the
     window shows no long polling.
 
@@ -490,16 +507,15 @@ def _all_repeats(ev: ClientEvents) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _repeats(ev: ClientEvents, among: np.ndarray | bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Client codes, bytes and read numbers (one number per client, user agent and read) of the answers (of
-    the events ``among`` selects) that repeat an earlier answer to the same client, user agent and read,
-    asked for ``AGAIN_AFTER`` seconds or more after the first answer to it had come (the first answer of
+    """Client codes, bytes and read numbers (one number per client, user agent and read) of the answers
+    (``_answered``, of the events ``among`` selects) that repeat an earlier answer to the same client, user
+    agent and read, asked for ``AGAIN_AFTER`` seconds or more after the first answer to it had come (the first answer of
     each is not a repeat, nor is one asked while every earlier one was still open, nor the same poll or
     message asked by a browser's other tabs a moment later) -- and from its third repeat on
     (``ONCE_AGAIN``): a person reloading a page asks for it once or twice more (counted from the second,
     two reloads in a minute made browsers the commonest false positive of unseen hours); a loop or a
     replayed cursor asks again and again."""
-    answered = np.flatnonzero((ev.status >= 200) & (ev.status < 300) & (ev.status != PARTIAL) & (ev.bytes > 0)
-                              & (ev.request != NOT_REPEATABLE) & among)
+    answered = np.flatnonzero(_answered(ev) & (ev.request != NOT_REPEATABLE) & among)
     if len(answered) == 0:
         return answered, np.empty(0), answered
     order = answered[np.lexsort((ev.start[answered], ev.request[answered], ev.ua[answered], ev.code[answered]))]
@@ -518,6 +534,16 @@ def _repeats(ev: ClientEvents, among: np.ndarray | bool = True) -> tuple[np.ndar
     nth = nth - np.r_[0, nth[:-1]][np.flatnonzero(~same)][run - 1]
     again &= nth > ONCE_AGAIN
     return code[again], ev.bytes[order][again].astype(np.float64), run[again]
+
+
+def _answered(ev: ClientEvents) -> np.ndarray:
+    """Per event, an answer a repeat of the same request would be asked again after (``_repeats``): one with a
+    body (2xx but 206, bytes > 0), or any answer but an error (1xx to 3xx, a body or not) that came within a
+    second (``_quick``). An empty poll answered when the server's hold ran out is asked again as it is (the
+    cursor did not move): no repeat; the same request answered at once without a body again and again (an
+    upgrade to a WebSocket dropped at once, a redirect, a poll told there is nothing) is a loop."""
+    body = (ev.status >= 200) & (ev.status < 300) & (ev.bytes > 0)
+    return (body | ((ev.status >= 100) & (ev.status < 400) & _quick(ev))) & (ev.status != PARTIAL)
 
 
 def _prefix(ev: ClientEvents):

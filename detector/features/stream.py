@@ -11,7 +11,10 @@ the windows: each is held as an *open request* of its client from the tick it fa
 request's end arrives (or ``max_open`` seconds pass without it: a lost line), for the features that
 read what is open now (``ClientEvents.open_code``). A tick's start records featurise their client only
 when one of its user agents then holds two or more requests open (``_doubled``), so forty polls opened
-at once are scored at the next tick, before the first of them ends.
+at once are scored at the next tick, before the first of them ends; and such a client is featurised
+once more at the tick after, if it still holds them, so that the policy has a second score to confirm
+the first by (``detector.policy``: one odd tick is not enough) though all forty opened within one tick
+and nothing of it ends for a hold time.
 
 Replay, live ingestion, training and the notebooks all drive this one class.
 """
@@ -103,6 +106,7 @@ class FeatureStream:
         self._opened_at = -math.inf  # the newest start record's time
         self._first_opened = math.inf  # the oldest start record's start: later requests should all have one
         self._ends_seen = self._ends_matched = 0.0  # ends of such requests, and those that closed one (decaying)
+        self._follow = np.empty(0, dtype=np.int64)  # clients doubled at the last tick: featurised again at the next
 
     @property
     def watermark(self) -> float:
@@ -150,7 +154,9 @@ class FeatureStream:
             at = float(cuts[a])
             batch = pending.take(slice(a, b))
             batch, opening = self._track_open(batch, at)
-            codes = np.union1d(np.unique(batch.client), self._doubled(opening))
+            doubled = self._doubled(opening)
+            codes = np.union1d(np.union1d(np.unique(batch.client), doubled), self._doubled(self._follow))
+            self._follow = doubled
             held = self._held
             self._held = EventArrays.concat([held.take(held.end > at - self._horizon), batch])
             self._last_tick = at
@@ -294,6 +300,8 @@ class FeatureStream:
         self._held = self._held.recode(**remapped)
         self._pending = [p.recode(**remapped) for p in self._pending]
         self._open = self._open.recode(**remapped)
+        follow = remapped["client"][self._follow]
+        self._follow = follow[follow >= 0]
         gone = before - len(self._clients)
         self.counters.evicted_clients += gone
         return gone

@@ -52,8 +52,8 @@ class Interner:
         return remap
 
 
-_COLUMNS = ("client", "start", "end", "duration", "status", "bytes", "path", "ua", "request", "prefix")
-_CODES = ("client", "status", "path", "ua", "request", "prefix")
+_COLUMNS = ("client", "start", "end", "duration", "status", "bytes", "path", "ua", "request", "target", "prefix")
+_CODES = ("client", "status", "path", "ua", "request", "target", "prefix")
 
 
 def distinct_per_group(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -174,12 +174,47 @@ def request_hashes(events: pd.DataFrame) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     query = events["query"] if "query" in events else pd.Series("", index=events.index)
     uri = events["path"].astype(str).to_numpy(dtype=object) + "?" + query.astype(str).to_numpy(dtype=object)
-    hashes = pd.util.hash_array(uri).view(np.int64)
-    if "method" in events:
-        method = events["method"].fillna("").astype(str).str.strip().str.upper()
-        writes = (~method.isin(READS + ("", "-"))).to_numpy()
-        hashes = np.where(writes, NOT_REPEATABLE, hashes)
-    return hashes
+    return np.where(_writes(events), NOT_REPEATABLE, pd.util.hash_array(uri).view(np.int64))
+
+
+def _writes(events: pd.DataFrame) -> np.ndarray:
+    """Per event, a request that changes state: a method the log names other than ``READS``."""
+    if "method" not in events:
+        return np.zeros(len(events), dtype=bool)
+    method = events["method"].fillna("").astype(str).str.strip().str.upper()
+    return (~method.isin(READS + ("", "-"))).to_numpy()
+
+
+NO_TARGET = 0  # the write target (``write_targets``) of a read
+#: A path segment that names one record rather than a kind of thing: a number, a UUID, a long hex id.
+_RECORD_ID = (r"(?<=/)(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+              r"|[0-9a-fA-F]{16,})(?=/|$)")
+
+
+def write_targets(events: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of what each write (``_writes``) writes to: its path with every segment that is a
+    record id (a number, a UUID, a long hex string) taken out; ``NO_TARGET`` for a read.
+
+    A chat client marks each message it shows as read (``POST /v1/messages/<id>/read``) and an editor
+    saves each note it changed (``PUT /v1/notes/<id>``): one target, however many records. A program
+    posting to one room after another by name writes to many.
+
+    >>> frame = pd.DataFrame({"path": ["/v1/messages/17/read", "/v1/messages/4242/read", "/v1/rooms/sales/messages",
+    ...                                "/v1/rooms/support/messages", "/v1/rooms/sales/messages"],
+    ...                       "method": ["POST", "POST", "POST", "POST", "GET"]})
+    >>> t = write_targets(frame)
+    >>> [bool(t[0] == t[1]), bool(t[1] == t[2]), bool(t[2] == t[3]), bool(t[4] == NO_TARGET)]
+    [True, False, False, True]
+    """
+    if not len(events):
+        return np.empty(0, dtype=np.int64)
+    writes = _writes(events)
+    targets = np.full(len(events), NO_TARGET, dtype=np.int64)
+    if writes.any():
+        paths = events["path"].astype(str)[writes].str.replace(_RECORD_ID, "*", regex=True)
+        hashes = pd.util.hash_array(paths.to_numpy(dtype=object)).view(np.int64)
+        targets[writes] = np.where(hashes == NO_TARGET, NO_TARGET + 1, hashes)
+    return targets
 
 
 def prefix_codes(clients: np.ndarray, prefixes: Interner) -> np.ndarray:
@@ -202,6 +237,7 @@ class EventArrays:
     path: np.ndarray
     ua: np.ndarray
     request: np.ndarray  # int64 hash of a read's path and query (``request_hashes``)
+    target: np.ndarray  # int64 hash of what a write writes to (``write_targets``)
     prefix: np.ndarray  # interned network prefix of the client
 
     @classmethod
@@ -217,6 +253,7 @@ class EventArrays:
             path=paths.encode(events["path"]),
             ua=agents.encode(events["ua"]),
             request=request_hashes(events),
+            target=write_targets(events),
             prefix=prefix_codes(events["client"], prefixes),
         )
 
@@ -292,6 +329,7 @@ class ClientEvents:
     path: np.ndarray  # int codes of distinct paths
     ua: np.ndarray  # int codes of distinct user agents
     request: np.ndarray  # int64 hash of path and query
+    target: np.ndarray  # int64 hash of what a write writes to, NO_TARGET for a read (``write_targets``)
     at: float
     width: float
     population: int = 0  # distinct clients (of *all* clients) with a request that ended in the window
@@ -400,7 +438,8 @@ class ClientEvents:
         hold = float(np.percentile(durations, 99)) if len(durations) else float("nan")
         return cls(clients=groups, code=code[sel], start=ev.start[sel], end=ev.end[sel],
                    duration=ev.duration[sel], status=ev.status[sel], bytes=ev.bytes[sel],
-                   path=ev.path[sel], ua=ev.ua[sel], request=ev.request[sel], at=float(at), width=float(width),
+                   path=ev.path[sel], ua=ev.ua[sel], request=ev.request[sel], target=ev.target[sel],
+                   at=float(at), width=float(width),
                    population=population, population_failing=len(np.unique(failing)),
                    prefix_source=prefix, population_hold=hold, bodies_logged=bool((ev.bytes[in_window] > 0).any()),
                    fleet_ua=strings[sel] if by == "prefix" else None,

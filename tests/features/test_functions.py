@@ -248,6 +248,50 @@ def test_repeats_count_the_most_repeated_read_asked_again_later():
     np.testing.assert_allclose(f.replayed_polls_top_read_per_minute(ev), [0.0, 0.0, 0.0])
 
 
+def test_a_request_answered_at_once_without_a_body_again_and_again_is_a_repeat():
+    # 30 s window (70, 100]. u: a WebSocket upgrade (101) dropped 0.2 s later and asked again 2 s on, five
+    # times: 4 repeats, from the third on 2 count -> 4 a minute. h: its poll held 3 s (a short hold) and
+    # answered empty (204), asked again as it is, five times: no repeat (not within a second). d: one
+    # address redirected (302, 150 bytes) at once, four times 1.5 s apart: 3 repeats, 1 counts -> 2 a
+    # minute. v: parts of one file (206) fetched at once, five times: never a repeat. e: refused (404) at
+    # once, five times: an error, no answer to repeat (failed_paths and the 4xx counts see it)
+    rows = [dict(client="u", start=t, end=t + 0.2, path="/v1/ws", status=101) for t in (71, 73, 75, 77, 79)]
+    rows += [dict(client="h", start=t, end=t + 3, status=204) for t in (71, 75, 79, 83, 87)]
+    rows += [dict(client="d", start=t, end=t + 0.05, status=302, bytes=150) for t in (80, 81.5, 83, 84.5)]
+    rows += [dict(client="v", start=t, end=t + 0.3, path="/doc.pdf", status=206, bytes=65_536)
+             for t in (80, 82, 84, 86, 88)]
+    rows += [dict(client="e", start=t, end=t + 0.01, path="/admin", status=404) for t in (80, 82, 84, 86, 88)]
+    ev = ClientEvents.from_frame(events(rows), at=100.0, width=30.0,
+                                 clients=np.array(["u", "h", "d", "v", "e"], dtype=object))
+    np.testing.assert_allclose(f.repeated_answers_top_read_per_minute(ev), [4.0, 0.0, 2.0, 0.0, 0.0])
+    # their bytes: u's answers carry none; d's counted redirect 150 bytes -> 300 a minute
+    np.testing.assert_allclose(f.repeated_bytes_top_read_per_minute(ev), [0.0, 0.0, 300.0, 0.0, 0.0])
+
+
+def test_written_paths_count_the_different_things_written_to():
+    # 60 s window (40, 100]. p, a publisher, POSTs to /v1/publish ten times -> 1. s posts to four rooms by
+    # name (one twice), reads a fifth and wrote to a sixth before the window -> 4. r marks eight messages
+    # read (POST /v1/messages/<id>/read: the id is taken out, one target) and saves a note by its UUID ->
+    # 2. n: two user agents behind one address, one posting to /v1/rooms/lobby and PUTting /v1/profile,
+    # the other DELETEing /v1/rooms/lobby/messages/9 -> 3 over 2 agents = 1.5
+    rows = [dict(client="p", start=45.0 + 5 * i, end=45.1 + 5 * i, method="POST", path="/v1/publish")
+            for i in range(10)]
+    rows += [dict(client="s", start=60.0 + i, end=60.1 + i, method="POST", path=f"/v1/rooms/{r}/messages",
+                  status=201) for i, r in enumerate(("lobby", "sales", "support", "support", "games"))]
+    rows += [dict(client="s", start=70.0, end=70.1, path="/v1/rooms/music/messages"),
+             dict(client="s", start=10.0, end=10.1, method="POST", path="/v1/rooms/news/messages")]
+    rows += [dict(client="r", start=50.0 + i, end=50.1 + i, method="POST", path=f"/v1/messages/{101 + 7 * i}/read")
+             for i in range(8)]
+    rows += [dict(client="r", start=80.0, end=80.1, method="PUT",
+                  path="/v1/notes/0b7c9e3a-1f2d-4c5e-9a8b-123456789abc")]
+    rows += [dict(client="n", start=50.0, end=50.1, method="POST", path="/v1/rooms/lobby", ua="X"),
+             dict(client="n", start=51.0, end=51.1, method="PUT", path="/v1/profile", ua="X"),
+             dict(client="n", start=52.0, end=52.1, method="DELETE", path="/v1/rooms/lobby/messages/9", ua="Y")]
+    ev = ClientEvents.from_frame(events(rows), at=100.0, width=60.0,
+                                 clients=np.array(["p", "s", "r", "n"], dtype=object))
+    np.testing.assert_allclose(f.written_paths_per_ua(ev), [1.0, 4.0, 2.0, 1.5])
+
+
 def test_failed_paths_count_the_different_things_that_failed():
     # in an outage (every upstream answer a 502): s, a scanner, fails on 5 different paths (one twice);
     # b, a browser, retries its poll 4 times and reloads its page (/ and /static/app.js) -> 3 paths, over

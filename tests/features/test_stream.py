@@ -247,12 +247,31 @@ def test_start_records_show_open_requests_before_any_ends_and_close_with_their_e
     ends = [dict(client="p", start=100.0 + 0.03 * i, end=125.0 + 0.03 * i) for i in range(29)]
     frames = list(s.push(events(ends + [dict(client="q", start=126.0, end=130.0)])))
     assert s.open_requests == 1
-    assert [(f.at, list(f.clients)) for f in frames] == [(104.0, ["q"]), (126.0, ["p"]), (130.0, ["q"])]
+    # tick 104: p again, though nothing of it came (it still holds its polls: a second score to confirm the
+    # first by); its open requests are not read there (NaN), as q's request begun at 101.7, after the first
+    # start record, ended without one: 1 of the 2 ends matched (``_open_usable``)
+    assert [(f.at, list(f.clients)) for f in frames] == [(104.0, ["p", "q"]), (126.0, ["p"]), (130.0, ["q"])]
+    assert np.isnan(_surge(frames[0], "p"))
     # tick 126: one poll still open, the whole window: 1 now; the mean over (116, 126] is 29 polls open
     # until 125.0 + 0.03 i (9.0 + 0.03 i s each: 261 + 12.18) plus the open one's 10 s: 28.318 -> 1 - 28.318
     assert _surge(frames[1], "p") == pytest.approx(1 - 28.318)
     assert s.counters.events == 34 + 30
     assert (s.counters.open_closed, s.counters.open_expired) == (30, 0)
+
+
+def test_a_client_doubled_at_one_tick_is_featurised_again_at_the_next_while_it_holds_them():
+    # "p" opens 30 polls within tick (99, 100]; "q"'s requests (each with its start record) make the ticks.
+    # Tick 100: p (its start records) and q; tick 101: p again (still holding 30: over (91, 101] they were
+    # open 1.9 - 0.03 i s each, 57 - 13.05 = 43.95 s, a mean of 4.395 -> 30 - 4.395 beyond it), though
+    # nothing of p came; tick 102: q only (one follow-up per burst)
+    s = FeatureStream(tick=1.0, lateness=0.0)
+    rows = [_opened("p", 99.1 + 0.03 * i) for i in range(30)]
+    for t in (99.5, 100.5, 101.5, 102.5):
+        rows += [_opened("q", t), dict(client="q", start=t, end=t + 0.2)]
+    frames = list(s.push(events(rows))) + list(s.finish())
+    assert [(f.at, sorted(f.clients)) for f in frames] == [(100.0, ["p", "q"]), (101.0, ["p", "q"]),
+                                                           (102.0, ["q"]), (103.0, ["q"])]
+    assert _surge(frames[1], "p") == pytest.approx(30 - 4.395)
 
 
 def test_an_open_request_whose_end_never_comes_is_forgotten_after_max_open():
