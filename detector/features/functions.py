@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.features.view import (NO_TARGET, NOT_REPEATABLE, ClientEvents, counted_agents, distinct_per_group,
-                                   group_max, group_median, refused)
+from detector.features.view import (NOT_REPEATABLE, ClientEvents, counted_agents, distinct_per_group, group_max,
+                                   group_median, refused)
 
 ABORTED = 499
 THROTTLED = 429
@@ -299,8 +299,8 @@ def written_paths_per_ua(ev: ClientEvents) -> np.ndarray:
     what they write to can. A walk over record ids (``PATCH /v1/users/<n>``) is one target here; its
     refusals are what the 4xx counts see.
     """
-    writes = ev.target != NO_TARGET
-    targets = np.unique(ev.target[writes], return_inverse=True)[1].reshape(-1)
+    writes = ev.request == NOT_REPEATABLE  # as writes_per_ua_per_minute counts them
+    targets = np.unique(ev.target[writes], return_inverse=True)[1].reshape(-1)  # hashes -> 0.. (distinct_per_group)
     return _per_ua(ev, distinct_per_group(ev.code[writes], targets, ev.n))
 
 
@@ -449,9 +449,8 @@ def repeated_answers_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
 def replayed_polls_top_read_per_minute(ev: ClientEvents) -> np.ndarray:
     """The poll of the long-poll endpoint (``ClientEvents.poll_paths``) the client asked for again most often,
     and was answered again (with data, or at once: ``_answered``), after the same client and user agent had
-    been answered that very poll,
-    per minute per user agent (as ``repeated_answers_top_read_per_minute``, among polls). NaN where the
-    window shows no long polling.
+    been answered that very poll, per minute per user agent (as ``repeated_answers_top_read_per_minute``,
+    among polls). NaN where the window shows no long polling.
 
     A long-poll client answered with data moves its cursor on; one asking for the same cursor again and
     again is replaying it. Colleagues behind one NAT with the same browser build polling the same

@@ -191,9 +191,9 @@ _RECORD_ID = (r"(?<=/)(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-
               r"|[0-9a-fA-F]{16,})(?=/|$)")
 
 
-def write_targets(events: pd.DataFrame) -> np.ndarray:
-    """A 64-bit hash of what each write (``_writes``) writes to: its path with every segment that is a
-    record id (a number, a UUID, a long hex string) taken out; ``NO_TARGET`` for a read.
+def write_targets(events: pd.DataFrame, writes: np.ndarray | None = None) -> np.ndarray:
+    """A 64-bit hash of what each write (``writes``, default ``_writes``) writes to: its path with every
+    segment that is a record id (a number, a UUID, a long hex string) taken out; ``NO_TARGET`` for a read.
 
     A chat client marks each message it shows as read (``POST /v1/messages/<id>/read``) and an editor
     saves each note it changed (``PUT /v1/notes/<id>``): one target, however many records. A program
@@ -208,12 +208,11 @@ def write_targets(events: pd.DataFrame) -> np.ndarray:
     """
     if not len(events):
         return np.empty(0, dtype=np.int64)
-    writes = _writes(events)
+    writes = _writes(events) if writes is None else writes
     targets = np.full(len(events), NO_TARGET, dtype=np.int64)
     if writes.any():
         paths = events["path"].astype(str)[writes].str.replace(_RECORD_ID, "*", regex=True)
-        hashes = pd.util.hash_array(paths.to_numpy(dtype=object)).view(np.int64)
-        targets[writes] = np.where(hashes == NO_TARGET, NO_TARGET + 1, hashes)
+        targets[writes] = pd.util.hash_array(paths.to_numpy(dtype=object)).view(np.int64)
     return targets
 
 
@@ -243,6 +242,7 @@ class EventArrays:
     @classmethod
     def from_frame(cls, events: pd.DataFrame, clients: Interner, paths: Interner, agents: Interner,
                    prefixes: Interner) -> EventArrays:
+        request = request_hashes(events)
         return cls(
             client=clients.encode(events["client"]),
             start=events["start"].to_numpy(np.float64),
@@ -252,8 +252,8 @@ class EventArrays:
             bytes=events["bytes"].to_numpy(np.float64),
             path=paths.encode(events["path"]),
             ua=agents.encode(events["ua"]),
-            request=request_hashes(events),
-            target=write_targets(events),
+            request=request,
+            target=write_targets(events, request == NOT_REPEATABLE),
             prefix=prefix_codes(events["client"], prefixes),
         )
 
