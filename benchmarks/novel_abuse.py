@@ -150,6 +150,16 @@ def _times(rng: np.random.Generator, t0: float, t1: float, lo: float, hi: float)
     return t[t < t1]
 
 
+def _patient_polls(rng: np.random.Generator, s: float, t1: float, add, channel: str, ua: str, repoll: float) -> None:
+    """One poll loop from ``s`` until ``t1``, as a person's tab runs it: each poll held (25 s, or answered
+    sooner with a message) and re-polled within ``repoll`` seconds."""
+    while s < t1:
+        d = float(rng.choice([25.0, rng.uniform(1, 25)]))
+        add(s, d, f"/v1/poll?channel={channel}&cursor={int(s)}", 200 if d < 25 else 204,
+            int(rng.integers(300, 900)) if d < 25 else 0, ua)
+        s += d + rng.uniform(0.05, repoll)
+
+
 def _office(rng: np.random.Generator, t0: float, t1: float, add, first) -> None:
     """Twelve browsers on one office address, each from a moment in its first 25 s until ``t1``: the first
     does what ``first(start, user_agent)`` does; the other eleven are patient colleagues, their polls held
@@ -159,11 +169,7 @@ def _office(rng: np.random.Generator, t0: float, t1: float, add, first) -> None:
         if lane == 0:
             first(s, BROWSERS[a])
             continue
-        while s < t1:
-            d = float(rng.choice([25.0, rng.uniform(1, 25)]))
-            add(s, d, f"/v1/poll?channel=team-{lane}&cursor={int(s)}", 200 if d < 25 else 204,
-                int(rng.integers(300, 900)) if d < 25 else 0, BROWSERS[a])
-            s += d + rng.uniform(0.05, 1.0)
+        _patient_polls(rng, s, t1, add, f"team-{lane}", BROWSERS[a], repoll=1.0)
 
 
 def actor(kind: str, rng: np.random.Generator, t0: float, t1: float) -> list[dict]:
@@ -402,12 +408,8 @@ def actor(kind: str, rng: np.random.Generator, t0: float, t1: float) -> list[dic
     elif kind == "tab_leak":
         ua = BROWSERS[int(rng.integers(len(BROWSERS)))]
         every = rng.uniform(20, 40)
-        for k, s in enumerate(np.arange(t0, t1, every)):  # a new poll loop every 20-40 s, none ever stopped
-            while s < t1:
-                d = float(rng.choice([25.0, rng.uniform(1, 25)]))
-                add(s, d, f"/v1/poll?channel=room-8&cursor={int(s)}", 200 if d < 25 else 204,
-                    int(rng.integers(300, 900)) if d < 25 else 0, ua)
-                s += d + rng.uniform(0.05, 0.5)
+        for s in np.arange(t0, t1, every):  # a new poll loop every 20-40 s, none ever stopped
+            _patient_polls(rng, float(s), t1, add, "room-8", ua, repoll=0.5)
     elif kind == "avatar_walk":
         n = int(rng.integers(1000, 90_000))
         for i, s in enumerate(_times(rng, t0, t1, 0.25, 0.5)):
