@@ -61,17 +61,20 @@ def main() -> None:
 
     cfg = load_settings(None).features  # the defaults detector serve runs with
 
+    held = [0]  # the most events the stream held after a batch: what its memory grows with
+
     def features(batches):
         stream = FeatureStream.configured(cfg, live=True)
         rows = 0
         for b in batches:
             rows += sum(len(f) for f in stream.push(b.events))
+            held[0] = max(held[0], stream.held_events)
         rows += sum(len(f) for f in stream.finish())
         return rows
 
     rows = timed("features (FeatureStream.push)", n, lambda: features(parsed))
     timed("parse + features", n, lambda: features(parse_lines(c, fmt) for c in chunks))
-    print(f"{'':<38} ({rows:,} client rows over {n:,} lines)")
+    print(f"{'':<38} ({rows:,} client rows over {n:,} lines; at most {held[0]:,} events held)")
 
     if args.model:
         from detector.service import Service
