@@ -9,7 +9,8 @@ values, so a client with 53 failed logins a minute lands in the same leaf as the
 client with one. For the features marked ``ceiling`` in the catalogue (counts of what one program does,
 where more is worse) the model remembers the training day's highest value, and a client beyond it has
 its score moved towards 1: the distance left to 1 shrinks by ``exp(-beyond * excess)``, ``excess``
-being how far past the ceiling it is in ``log1p`` units (1: about e times the ceiling).
+being how far past the ceiling it is in ``log1p`` units (1: about e times the ceiling). A feature kept
+out of the forest (``FeatureSpec.forest``) acts only so: below its ceiling it changes nothing.
 Thresholds are calibrated on scores cross-fitted the same way (each training log, or half of the
 clients, judged against the ceilings of the others), so they count how often a normal client of a new
 day goes past the old day's highest.
@@ -140,6 +141,7 @@ class AnomalyModel(BaseEstimator):
         self.feature_names_in_ = np.array([s.name for s in self.specs], dtype=object)
         self.n_features_in_ = X.shape[1]
         self.log_mask_ = np.array([s.log for s in self.specs], dtype=bool)
+        self.forest_mask_ = np.array([s.forest for s in self.specs], dtype=bool)
         x = self._logs(X)
         measured = x.copy()  # before imputation: a ceiling is what clients were measured doing
         with warnings.catch_warnings():  # a column a format never fills (hold time in combined logs)
@@ -152,7 +154,7 @@ class AnomalyModel(BaseEstimator):
         self.forest_ = IsolationForest(
             n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(fit_rows)),
             max_features=self.max_features, random_state=self.random_state, n_jobs=1,
-        ).fit(fit_rows)
+        ).fit(fit_rows[:, self.forest_mask_])
         self.__dict__.pop("_compiled", None)
         # normal ranges for reasons, in raw units
         self.reference_ = np.nan_to_num(reference, nan=0.0)
@@ -162,7 +164,7 @@ class AnomalyModel(BaseEstimator):
         # outage sets how many 5xx a program may get before that alone counts against it.
         self.ceiling_ = self._ceilings(measured)
         self.ceiling_raw_ = np.where(self.log_mask_, np.expm1(self.ceiling_), self.ceiling_)
-        forest = self._compiled_forest().score(x)
+        forest = self._forest_score(x)
         scores = np.empty(len(x))
         for fold in _folds(folds, groups, len(x)):
             others = np.ones(len(x), dtype=bool)
@@ -198,7 +200,11 @@ class AnomalyModel(BaseEstimator):
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"expected {self.n_features_in_} features, got {X.shape[1]}")
         x = self._transform(X)
-        return self._raise(self._compiled_forest().score(x), x, self.ceiling_)
+        return self._raise(self._forest_score(x), x, self.ceiling_)
+
+    def _forest_score(self, x: np.ndarray) -> np.ndarray:
+        """The forest's own scores of transformed rows ``x`` (of every feature; it reads those it was fitted on)."""
+        return self._compiled_forest().score(x[:, self.forest_mask_])
 
     def _compiled_forest(self) -> CompiledForest:
         compiled = self.__dict__.get("_compiled")
@@ -285,8 +291,8 @@ class AnomalyModel(BaseEstimator):
         raw = np.asarray(raw, dtype=np.float64)
         x = self._transform(raw[None, :])[0]
         z = np.abs(x - self.center_) / self.scale_
-        z[np.isnan(raw) | np.array([s.context for s in self.specs])] = 0.0
         past = x > self.ceiling_
+        z[np.isnan(raw) | np.array([s.context for s in self.specs]) | (~self.forest_mask_ & ~past)] = 0.0
         z[past] += 1e6 * (1.0 + x[past] - self.ceiling_[past])  # past the training day's highest: named first
         out = []
         for i in np.argsort(-z)[:top]:

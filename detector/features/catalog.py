@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from detector.features import functions as f
-from detector.features.view import ClientEvents
+from detector.features.view import ClientEvents, refused
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,17 @@ class FeatureSpec:
     log: bool = True
     context: bool = False  # describes everyone at this moment, so never named as a client's reason
     ceiling: bool = False
+    #: False: not an input of the forest, read only past its ceiling (``AnomalyModel``). For a count that
+    #: nearly every training client has at 0: as a column of the forest, its few training clients above 0
+    #: (a person mistyping a password) were isolated by it, and raised the calibrated thresholds.
+    forest: bool = True
+    #: the events (by status) the function reads, where not all: a window longer than every window
+    #: reading all events holds only these (``FeatureStream``), so that it costs memory only for them
+    only: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.forest and not self.ceiling:
+            raise ValueError(f"{self.name}: a feature outside the forest is read only past its ceiling")
 
 
 #: How the prefix-summed counts (``functions._fleet_per_ua_string_per_minute``) read.
@@ -74,6 +85,10 @@ FEATURES: tuple[FeatureSpec, ...] = (
                 "aborted requests (499) per minute per user agent", ceiling=True),
     FeatureSpec("client_errors_top_ua_60s", 60, f.client_errors_top_ua_per_minute,
                 "4xx answers per minute of its most refused user agent", ceiling=True),
+    FeatureSpec("refusals_top_ua_300s", 300, f.refusals_top_ua,
+                "refused attempts (4xx but 429, 499; a read refused again counts once) of its most refused "
+                "user agent (last 5 min)",
+                ceiling=True, forest=False, only=refused),
     FeatureSpec("throttled_per_ua_60s", 60, f.throttled_per_ua_per_minute,
                 "429 answers per minute per user agent", ceiling=True),
     FeatureSpec("server_errors_per_ua_60s", 60, f.server_errors_per_ua_per_minute,

@@ -8,6 +8,7 @@ format without durations); the model imputes it, so a format that lacks a field 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from detector.features.view import (NOT_REPEATABLE, ClientEvents, counted_agents, distinct_per_group, group_max,
                                    group_median, refused)
@@ -92,10 +93,41 @@ def client_errors_top_ua_per_minute(ev: ClientEvents) -> np.ndarray:
     bad = refused(ev.status)
     if ev.fleet_ua is not None:
         return _matching_per_ua_per_minute(ev, bad)
+    return _per_minute(ev, _refusals_top_ua(ev, bad, ~bad))
+
+
+def _refusals_top_ua(ev: ClientEvents, bad: np.ndarray, served: np.ndarray) -> np.ndarray:
+    """Per client, the refusals (``bad`` events) of its most refused user agent among those with a
+    ``served`` event, plus those of its user agents with none."""
     refusals, owner = ev.by_agent(bad.astype(np.float64))
-    served = ev.by_agent((~bad).astype(np.float64))[0] > 0
-    out = np.bincount(owner, weights=np.where(served, 0.0, refusals), minlength=ev.n)
-    return _per_minute(ev, out + group_max(np.where(served, refusals, 0.0), owner, ev.n))
+    was_served = ev.by_agent(served.astype(np.float64))[0] > 0
+    out = np.bincount(owner, weights=np.where(was_served, 0.0, refusals), minlength=ev.n)
+    return out + group_max(np.where(was_served, refusals, 0.0), owner, ev.n)
+
+
+def refusals_top_ua(ev: ClientEvents) -> np.ndarray:
+    """Refused attempts (4xx but 429 and 499) in the window, counted as ``client_errors_top_ua_per_minute``
+    counts refusals but not scaled to a minute, and a read refused again counted once: over five minutes, a
+    login tried every 10–20 s (15–30 writes) or a scan of a new path every 10 s (30), each within what one
+    minute allows a person who mistypes a password (the ceilings' floor, 6 a minute: ``AnomalyModel``).
+
+    What adds up for a low and slow client is new attempts: each write (another password, another code)
+    and each new read (another path, another id). A program asking again for what was refused is stuck,
+    not probing: a tab whose session expired re-polls every 30 s, a page asks for its missing logo on every
+    view (37 times in 23 minutes in the NASA log); how fast it asks is the 10 s and 60 s counts' business.
+    A user agent counts as served where ``ev.served`` says so (the stream holds only refusals for so long:
+    ``FeatureStream``) or, without it, where an event of the window was not refused. NaN on a prefix's row:
+    summed over a /24 for five minutes, refusals held an address blocked minutes before, and had its
+    neighbours blocked with it in an unseen hour.
+    """
+    if ev.fleet_ua is not None:
+        return np.full(ev.n, np.nan)
+    bad = refused(ev.status)
+    i = np.flatnonzero(bad)
+    again = pd.DataFrame({"code": ev.code[i], "ua": ev.ua[i], "request": ev.request[i]}).duplicated().to_numpy()
+    attempts = np.zeros(len(bad), dtype=bool)
+    attempts[i[~again | (ev.request[i] == NOT_REPEATABLE)]] = True
+    return _refusals_top_ua(ev, attempts, ~bad if ev.served is None else ev.served)
 
 
 def throttled_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:

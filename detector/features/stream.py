@@ -1,10 +1,12 @@
 """The per-client state table on event time: events in, one ``FeatureFrame`` per tick out.
 
 Events are held for the longest window plus the allowed lateness, then evicted, so memory is bounded
-by the traffic of that span. Every ``tick`` seconds of event time the clients that sent something
-since the last tick are featurised over each window; a tick is closed once the newest event seen is
-``lateness`` seconds past it, so lines that arrive a little out of order still land in the right
-window. Lines older than that are counted as ``late`` and dropped.
+by the traffic of that span. A window longer than every window whose functions read all events (5 min
+of refusals) holds only the events its functions read (``FeatureSpec.only``): five minutes of all
+traffic would be five times the memory, for one count. Every ``tick`` seconds of event time the clients
+that sent something since the last tick are featurised over each window; a tick is closed once the
+newest event seen is ``lateness`` seconds past it, so lines that arrive a little out of order still land
+in the right window. Lines older than that are counted as ``late`` and dropped.
 
 Start records (``detector.ingest.formats.OPENED``: Envoy's or nginx's line at a request's start) are not events of
 the windows: each is held as an *open request* of its client from the tick it falls in until the same
@@ -22,8 +24,8 @@ Replay, live ingestion, training and the notebooks all drive this one class.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -95,8 +97,16 @@ class FeatureStream:
     def __post_init__(self) -> None:
         if self.tick <= 0:
             raise ValueError("tick must be positive")
-        self._windows = tuple(sorted({s.window for s in self.specs}))
+        every = {s.window for s in self.specs if s.only is None}
+        #: window -> the status mask of the only events it holds (``_kept``)
+        self._sparse: dict[float, Callable[[np.ndarray], np.ndarray]] = {}
+        for spec in self.specs:
+            if spec.only is not None and spec.window > max(every, default=0.0):
+                if self._sparse.setdefault(spec.window, spec.only) is not spec.only:
+                    raise ValueError(f"the {spec.window:g} s window's features read different events")
+        self._windows = tuple(sorted({s.window for s in self.specs} - set(self._sparse)))
         self._horizon = max(self._windows) + self.lateness
+        self._kept = {w: EventArrays.empty() for w in self._sparse}  # the events each sparse window holds
         self._clients, self._paths, self._agents, self._prefixes = Interner(), Interner(), Interner(), Interner()
         self._held = EventArrays.empty()  # events already placed in closed ticks' windows
         self._pending: list[EventArrays] = []  # events waiting for their tick to close
@@ -159,6 +169,10 @@ class FeatureStream:
             self._follow = doubled
             held = self._held
             self._held = EventArrays.concat([held.take(held.end > at - self._horizon), batch])
+            for w, only in self._sparse.items():
+                kept = self._kept[w]
+                self._kept[w] = EventArrays.concat([kept.take(kept.end > at - w - self.lateness),
+                                                    batch.take(only(batch.status))])
             self._last_tick = at
             self.counters.ticks += 1
             frame = self.features_at(at, codes)
@@ -178,12 +192,14 @@ class FeatureStream:
         opened = self._open if self._open_usable(at) else None
         views = {w: ClientEvents.from_arrays(held, at, w, codes, len(self._clients), opened=opened)
                  for w in self._windows}
+        longest = views[self._windows[-1]]
+        for w in self._sparse:
+            views[w] = self._sparse_view(w, at, codes, longest)
         names = np.asarray(self._clients.names, dtype=object)[codes]
         short = views[self._windows[0]]
         failing = short.population_failing / short.population if short.population else 0.0
         raw = compute_raw(views, self.specs)
         spec_names = tuple(s.name for s in self.specs)
-        longest = views[self._windows[-1]]
         if self.prefix_clients > 0 and longest.prefix is not None and len(codes):
             crowded = codes[longest.prefix.addresses >= max(self.prefix_clients, 2)]
             if len(crowded):
@@ -193,9 +209,21 @@ class FeatureStream:
                 groups = _spread(held, at, self._windows[-1], groups[groups >= 0])
                 by_prefix = {w: ClientEvents.from_arrays(held, at, w, groups, len(self._prefixes), by="prefix")
                              for w in self._windows}
+                by_prefix.update({w: ClientEvents.from_arrays(self._kept[w], at, w, groups, len(self._prefixes),
+                                                              by="prefix") for w in self._sparse})
                 names = np.concatenate([names, np.asarray(self._prefixes.names, dtype=object)[groups]])
                 raw = np.vstack([raw, compute_raw(by_prefix, self.specs)])
         return FeatureFrame(at, names, raw, spec_names, failing)
+
+    def _sparse_view(self, width: float, at: float, codes: np.ndarray, longest: ClientEvents) -> ClientEvents:
+        """The clients ``codes`` over the events a sparse window holds (``_kept``); an event's user agent
+        counts as served (``ClientEvents.served``) where it had an answer of another kind in ``longest``,
+        the longest window of all events, as the window itself holds none."""
+        view = ClientEvents.from_arrays(self._kept[width], at, width, codes, len(self._clients))
+        other = ~self._sparse[width](longest.status)
+        base = len(self._agents) + 1
+        served = np.isin(view.code * base + view.ua, longest.code[other] * base + longest.ua[other])
+        return replace(view, served=served)
 
     def _track_open(self, batch: EventArrays, at: float) -> tuple[EventArrays, np.ndarray]:
         """Move the tick's start records to the open requests (at most ``max_open_requests``), close those
@@ -272,7 +300,8 @@ class FeatureStream:
 
     @property
     def held_events(self) -> int:
-        return len(self._held) + sum(len(p) for p in self._pending) + len(self._open)
+        return (len(self._held) + sum(len(p) for p in self._pending) + len(self._open)
+                + sum(len(k) for k in self._kept.values()))
 
     # -- bounded state and wall-clock progress (live ingestion) -----------------------------------------
     def advance(self, event_time: float) -> Iterator[FeatureFrame]:
@@ -290,7 +319,7 @@ class FeatureStream:
         """Forget clients (and paths, user agents, prefixes) with no event held or pending: idle past the longest
         window plus the lateness. Codes are renumbered in their old order, so frames come out the same as
         without eviction. Returns how many clients were forgotten."""
-        parts = [self._held, *self._pending, self._open]
+        parts = [self._held, *self._pending, self._open, *self._kept.values()]
         before = len(self._clients)
         remapped = {}
         for column, interner in (("client", self._clients), ("path", self._paths), ("ua", self._agents),
@@ -300,6 +329,7 @@ class FeatureStream:
         self._held = self._held.recode(**remapped)
         self._pending = [p.recode(**remapped) for p in self._pending]
         self._open = self._open.recode(**remapped)
+        self._kept = {w: kept.recode(**remapped) for w, kept in self._kept.items()}
         follow = remapped["client"][self._follow]
         self._follow = follow[follow >= 0]
         gone = before - len(self._clients)

@@ -14,6 +14,7 @@ client b (one ua):
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -654,3 +655,37 @@ def test_a_prefix_rows_client_errors_stay_per_served_program():
     alone = ClientEvents.from_frame(events(rows), at=60.0, width=60.0,
                                     clients=np.array(["198.51.100.1", "198.51.100.9"], dtype=object))
     np.testing.assert_allclose(f.client_errors_top_ua_per_minute(alone), [1.0, 3.0])
+
+
+def test_refusals_top_ua_counts_five_minutes_of_refused_attempts_per_program():
+    # Over 5 min (0, 300]: "app" polls (204) and posts a login refused every 20 s from 10 s on (401 at 10, 30,
+    # ..., 290: 15 writes, each an attempt); "page" fetches a page (200) and its missing logo (404) on each of
+    # three views: one read refused again counts once; "tab" re-polls with an expired session every 30 s (403,
+    # the same poll each time: 1); r0..r2 each post one login (401) and are never served: strings sent along.
+    # Served programs: app 15, page 1 (tab was never served: its 1 is summed) -> the most is 15, plus 1 + 3
+    # never served -> 19. Not scaled to a minute (a per-minute count would be 3.8).
+    rows = [dict(client="a", start=t, end=t + 25, ua="app", status=204) for t in range(0, 275, 25)]
+    rows += [dict(client="a", start=t, end=t + 0.2, ua="app", status=401, path="/login", method="POST")
+             for t in range(10, 300, 20)]
+    for t in (100, 150, 200):
+        rows += [dict(client="a", start=t, end=t + 0.1, ua="page", status=200, path="/"),
+                 dict(client="a", start=t + 0.2, end=t + 0.3, ua="page", status=404, path="/logo.gif")]
+    rows += [dict(client="a", start=t, end=t + 0.01, ua="tab", status=403, query="cursor=7") for t in range(5, 300, 30)]
+    rows += [dict(client="a", start=200 + i, end=200.5 + i, ua=f"r{i}", status=401, path="/login", method="POST")
+             for i in range(3)]
+    ev = ClientEvents.from_frame(events(rows), at=300.0, width=300.0)
+    np.testing.assert_allclose(f.refusals_top_ua(ev), [19.0])
+    # a stream's long window holds refusals only: which programs were served is given (``served``, per event)
+    held = ClientEvents.from_frame(events([r for r in rows if r["status"] >= 400]), at=300.0, width=300.0)
+    assert f.refusals_top_ua(held).tolist() == [20.0]  # read off these alone, none was served: all summed
+    served = held.ua < 2  # user agents coded as first seen: app 0, page 1 (both served), tab 2, r0..r2 3..5
+    np.testing.assert_allclose(f.refusals_top_ua(replace(held, served=served)), [19.0])
+
+
+def test_refusals_top_ua_is_not_measured_on_a_prefixs_row():
+    rows = [dict(client=f"203.0.113.{i}", start=10.0 * k, end=10.0 * k + 0.1, status=401, path="/login")
+            for i in (1, 2) for k in range(1, 20)]
+    names, paths, agents, prefixes = Interner(), Interner(), Interner(), Interner()
+    arrays = EventArrays.from_frame(events(rows), names, paths, agents, prefixes)
+    whole = ClientEvents.from_arrays(arrays, 300.0, 300.0, np.array([0]), len(prefixes), by="prefix")
+    assert np.isnan(f.refusals_top_ua(whole)).all()

@@ -322,3 +322,39 @@ def test_without_start_records_the_open_requests_are_not_measured():
     frames = list(s.push(events([dict(client="a", start=0.0, end=5.0), dict(client="a", start=5.0, end=9.0)])))
     frames += list(s.finish())
     assert all(np.isnan(_surge(f, "a")) for f in frames)
+
+
+def _trickle(client: str, t0: float, t1: float, every: float) -> list[dict]:
+    """A program polling (204 every 25 s) and refused a login (a POST: each an attempt) every ``every`` s."""
+    polls = [dict(client=client, start=t, end=t + 25.0, status=204) for t in np.arange(t0, t1 - 25.0, 25.0)]
+    return polls + [dict(client=client, start=t, end=t + 0.2, status=401, path="/login", method="POST")
+                    for t in np.arange(t0 + 1.0, t1, every)]
+
+
+def test_the_five_minute_window_holds_only_refusals_and_counts_them():
+    s = FeatureStream(tick=1.0, lateness=0.0)
+    ev = events(_trickle("t", 0.0, 600.0, 15.0)).sort_values("end", ignore_index=True)
+    frames = list(s.push(ev)) + list(s.finish())
+    i = FEATURE_NAMES.index("refusals_top_ua_300s")
+    last = frames[-1]
+    # at 600 (the last 401 ends at 586.2): 401s ending in (300, 600] are those started at 301, 316, ..., 586: 20;
+    # the program's polls were answered in the last minute, so it is one served program: 20, not scaled
+    assert last.at == 587.0 and last.raw[0, i] == 20.0
+    j = FEATURE_NAMES.index("client_errors_top_ua_60s")
+    assert last.raw[0, j] == 4.0  # the minute sees 4 of them: within one minute's floor of 6
+    # held: 60 s of everything (2 polls, 4 refusals) and 300 s of refusals only (20), never 5 min of polls
+    assert s.held_events <= 2 + 4 + 21
+
+
+def test_idle_clients_are_kept_while_their_refusals_are_in_the_five_minute_window():
+    s = FeatureStream(tick=1.0, lateness=0.0)
+    rows = [dict(client="r", start=t, end=t + 0.1, status=404, path=f"/p{t}") for t in (10.0, 20.0)]
+    rows += [dict(client="q", start=t, end=t + 0.1) for t in np.arange(0.0, 200.0, 5.0)]
+    list(s.push(events(rows).sort_values("end", ignore_index=True)))
+    s.evict_idle()  # at 195: "r" was last seen at 20.1, past the minute but within five
+    assert s.tracked_clients == 2
+    frames = list(s.push(events([dict(client="r", start=250.0, end=250.1, status=404, path="/x")])))
+    frames += list(s.finish())
+    i = FEATURE_NAMES.index("refusals_top_ua_300s")
+    row = frames[-1].to_frame().loc["r"]
+    assert row.iloc[i] == 3.0  # its two refusals of 10-20 s, kept across the eviction, and this one

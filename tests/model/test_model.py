@@ -221,7 +221,7 @@ def test_a_ceiling_feature_beyond_the_training_maximum_raises_the_score():
     assert flat.score_samples(far)[0] == pytest.approx(
         flat.score_samples(np.where(np.arange(len(FEATURE_NAMES)) == i, np.expm1(model.ceiling_[i]), row))[0])
     # ... the ceiling moves it towards 1: the distance left shrinks by exp(-2)
-    forest = model._compiled_forest().score(model._transform(far))[0]
+    forest = model._forest_score(model._transform(far))[0]
     assert model.score_samples(far)[0] == pytest.approx(1 - (1 - forest) * np.exp(-2.0))
     assert model.score_samples(far)[0] > model.thresholds_.block
 
@@ -238,7 +238,7 @@ def test_only_ceiling_features_have_a_ceiling():
     row = np.full((1, len(FEATURE_NAMES)), np.expm1(0.5))
     many = row.copy()
     many[0, i] = 500.0
-    forest = model._compiled_forest().score(model._transform(many))[0]
+    forest = model._forest_score(model._transform(many))[0]
     assert model.score_samples(many)[0] == pytest.approx(forest)
 
 
@@ -282,10 +282,10 @@ def test_a_count_the_training_day_barely_saw_is_not_suspicious_at_its_first_even
     model = AnomalyModel(n_estimators=20, max_samples=128).fit(raw, groups=TOY_CLIENTS)
     assert model.ceiling_[j] == pytest.approx(np.log1p(6.0))
     row = np.expm1(np.full((1, len(FEATURE_NAMES)), 0.5))
-    forest = model._compiled_forest().score(model._transform(row))[0]
+    forest = model._forest_score(model._transform(row))[0]
     one, many = row.copy(), row.copy()
     one[0, i], many[0, i] = 1.0, 60.0  # one 429 in the minute; one a second
-    assert model.score_samples(one)[0] == pytest.approx(model._compiled_forest().score(model._transform(one))[0])
+    assert model.score_samples(one)[0] == pytest.approx(model._forest_score(model._transform(one))[0])
     assert model.score_samples(many)[0] > forest + 0.1
 
 
@@ -308,3 +308,44 @@ def test_fit_model_cross_fits_the_ceilings_per_training_log():
     by_halves = AnomalyModel(**kw).fit(raw, groups=groups)
     assert fitted.thresholds_.throttle == pytest.approx(by_log.thresholds_.throttle)
     assert fitted.thresholds_.throttle != pytest.approx(by_halves.thresholds_.throttle)
+
+
+def test_a_feature_outside_the_forest_acts_only_past_its_ceiling():
+    """``refusals_top_ua_300s`` is no input of the forest: the forest, its calibration and its thresholds are
+    those of a fit without it, a client below its ceiling scores as the forest has it, and it is named as a
+    reason only past it."""
+    from dataclasses import replace
+
+    from detector.features.catalog import FEATURES
+
+    i = FEATURE_NAMES.index("refusals_top_ua_300s")
+    assert not FEATURES[i].forest
+    rng, raw = _noise(7)
+    raw[:, i] = np.r_[np.zeros(396), 1.0, 2.0, 3.0, 5.0]  # a few people mistyping a password
+    outside = AnomalyModel(n_estimators=20, max_samples=128).fit(raw, groups=TOY_CLIENTS)
+    inside = AnomalyModel(n_estimators=20, max_samples=128,
+                          specs=tuple(replace(s, forest=True) if s.forest is False else s for s in FEATURES)
+                          ).fit(raw, groups=TOY_CLIENTS)
+    others = [k for k in range(len(FEATURE_NAMES)) if k != i]
+    without = AnomalyModel(n_estimators=20, max_samples=128, specs=tuple(FEATURES[k] for k in others)
+                           ).fit(raw[:, others], groups=TOY_CLIENTS)
+    assert outside.thresholds_ == without.thresholds_  # the same forest: nothing of the column reaches it
+    assert inside.thresholds_ != outside.thresholds_
+    assert outside.ceiling_raw_[i] == pytest.approx(6.0)  # the floor: nobody passed 6
+    row = np.expm1(np.full((1, len(FEATURE_NAMES)), 0.5))
+    row[0, i] = 6.0
+    assert outside.score_samples(row)[0] == pytest.approx(without.score_samples(row[:, others])[0])
+    assert "refusals_top_ua_300s" not in dict(outside.explain(row[0]))
+    row[0, i] = 20.0  # a login every 15 s for five minutes
+    assert outside.score_samples(row)[0] > without.score_samples(row[:, others])[0] + 0.1
+    name, text = outside.explain(row[0])[0]
+    assert name == "refusals_top_ua_300s" and text.endswith("; past the training ceiling 6)")
+
+
+def test_a_feature_outside_the_forest_must_have_a_ceiling():
+    from dataclasses import replace
+
+    from detector.features.catalog import SPECS
+
+    with pytest.raises(ValueError, match="rpm_60s: a feature outside the forest is read only past its ceiling"):
+        replace(SPECS["rpm_60s"], forest=False)
