@@ -115,6 +115,7 @@ def refusals_top_ua(ev: ClientEvents) -> np.ndarray:
     and each new read (another path, another id). A program asking again for what was refused is stuck,
     not probing: a tab whose session expired re-polls every 30 s, a page asks for its missing logo on every
     view (37 times in 23 minutes in the NASA log); how fast it asks is the 10 s and 60 s counts' business.
+    (In a log that names no methods every request is a read: a trickle of logins to one path is one attempt.)
     A user agent counts as served where ``ev.served`` says so (the stream holds only refusals for so long:
     ``FeatureStream``) or, without it, where an event of the window was not refused. NaN on a prefix's row:
     summed over a /24 for five minutes, refusals held an address blocked minutes before, and had its

@@ -2,8 +2,9 @@
 
 Events are held for the longest window plus the allowed lateness, then evicted, so memory is bounded
 by the traffic of that span. A window longer than every window whose functions read all events (5 min
-of refusals) holds only the events its functions read (``FeatureSpec.only``): five minutes of all
-traffic would be five times the memory, for one count. Every ``tick`` seconds of event time the clients
+of refusals) holds only the events its functions read (``FeatureSpec.only``), and of the others the
+newest of each client's user agents, so that it knows which were served (``ClientEvents.served``): five
+minutes of all traffic would be five times the memory, for one count. Every ``tick`` seconds of event time the clients
 that sent something since the last tick are featurised over each window; a tick is closed once the
 newest event seen is ``lateness`` seconds past it, so lines that arrive a little out of order still land
 in the right window. Lines older than that are counted as ``late`` and dropped.
@@ -105,8 +106,12 @@ class FeatureStream:
                 if self._sparse.setdefault(spec.window, spec.only) is not spec.only:
                     raise ValueError(f"the {spec.window:g} s window's features read different events")
         self._windows = tuple(sorted({s.window for s in self.specs} - set(self._sparse)))
+        if not self._windows:
+            raise ValueError("the features need a window of all events (the longest window sees only some)")
         self._horizon = max(self._windows) + self.lateness
         self._kept = {w: EventArrays.empty() for w in self._sparse}  # the events each sparse window holds
+        #: for each sparse window, the newest of the other events of each (client, user agent): what served it
+        self._served = {w: EventArrays.empty() for w in self._sparse}
         self._clients, self._paths, self._agents, self._prefixes = Interner(), Interner(), Interner(), Interner()
         self._held = EventArrays.empty()  # events already placed in closed ticks' windows
         self._pending: list[EventArrays] = []  # events waiting for their tick to close
@@ -170,9 +175,12 @@ class FeatureStream:
             held = self._held
             self._held = EventArrays.concat([held.take(held.end > at - self._horizon), batch])
             for w, only in self._sparse.items():
+                mask = only(batch.status)
                 kept = self._kept[w]
-                self._kept[w] = EventArrays.concat([kept.take(kept.end > at - w - self.lateness),
-                                                    batch.take(only(batch.status))])
+                self._kept[w] = EventArrays.concat([kept.take(kept.end > at - w - self.lateness), batch.take(mask)])
+                served = self._served[w]
+                self._served[w] = _newest_per_agent(EventArrays.concat([
+                    served.take(served.end > at - w - self.lateness), batch.take(~mask)]))
             self._last_tick = at
             self.counters.ticks += 1
             frame = self.features_at(at, codes)
@@ -192,14 +200,14 @@ class FeatureStream:
         opened = self._open if self._open_usable(at) else None
         views = {w: ClientEvents.from_arrays(held, at, w, codes, len(self._clients), opened=opened)
                  for w in self._windows}
-        longest = views[self._windows[-1]]
         for w in self._sparse:
-            views[w] = self._sparse_view(w, at, codes, longest)
+            views[w] = self._sparse_view(w, at, codes)
         names = np.asarray(self._clients.names, dtype=object)[codes]
         short = views[self._windows[0]]
         failing = short.population_failing / short.population if short.population else 0.0
         raw = compute_raw(views, self.specs)
         spec_names = tuple(s.name for s in self.specs)
+        longest = views[self._windows[-1]]
         if self.prefix_clients > 0 and longest.prefix is not None and len(codes):
             crowded = codes[longest.prefix.addresses >= max(self.prefix_clients, 2)]
             if len(crowded):
@@ -215,15 +223,16 @@ class FeatureStream:
                 raw = np.vstack([raw, compute_raw(by_prefix, self.specs)])
         return FeatureFrame(at, names, raw, spec_names, failing)
 
-    def _sparse_view(self, width: float, at: float, codes: np.ndarray, longest: ClientEvents) -> ClientEvents:
+    def _sparse_view(self, width: float, at: float, codes: np.ndarray) -> ClientEvents:
         """The clients ``codes`` over the events a sparse window holds (``_kept``); an event's user agent
-        counts as served (``ClientEvents.served``) where it had an answer of another kind in ``longest``,
-        the longest window of all events, as the window itself holds none."""
+        counts as served (``ClientEvents.served``) where it had an answer of another kind in the window
+        (``_served``), as the window holds none of those."""
         view = ClientEvents.from_arrays(self._kept[width], at, width, codes, len(self._clients))
-        other = ~self._sparse[width](longest.status)
+        served = self._served[width]
+        served = served.take((served.end > at - width) & (served.end <= at))
         base = len(self._agents) + 1
-        served = np.isin(view.code * base + view.ua, longest.code[other] * base + longest.ua[other])
-        return replace(view, served=served)
+        return replace(view, served=np.isin(codes[view.code] * base + view.ua,
+                                            served.client * base + served.ua))
 
     def _track_open(self, batch: EventArrays, at: float) -> tuple[EventArrays, np.ndarray]:
         """Move the tick's start records to the open requests (at most ``max_open_requests``), close those
@@ -301,7 +310,7 @@ class FeatureStream:
     @property
     def held_events(self) -> int:
         return (len(self._held) + sum(len(p) for p in self._pending) + len(self._open)
-                + sum(len(k) for k in self._kept.values()))
+                + sum(len(k) for k in self._kept.values()) + sum(len(k) for k in self._served.values()))
 
     # -- bounded state and wall-clock progress (live ingestion) -----------------------------------------
     def advance(self, event_time: float) -> Iterator[FeatureFrame]:
@@ -319,7 +328,7 @@ class FeatureStream:
         """Forget clients (and paths, user agents, prefixes) with no event held or pending: idle past the longest
         window plus the lateness. Codes are renumbered in their old order, so frames come out the same as
         without eviction. Returns how many clients were forgotten."""
-        parts = [self._held, *self._pending, self._open, *self._kept.values()]
+        parts = [self._held, *self._pending, self._open, *self._kept.values()]  # not _served: it keeps nobody
         before = len(self._clients)
         remapped = {}
         for column, interner in (("client", self._clients), ("path", self._paths), ("ua", self._agents),
@@ -330,6 +339,8 @@ class FeatureStream:
         self._pending = [p.recode(**remapped) for p in self._pending]
         self._open = self._open.recode(**remapped)
         self._kept = {w: kept.recode(**remapped) for w, kept in self._kept.items()}
+        # a forgotten client's (or user agent's) answers are forgotten with it: they served nothing held
+        self._served = {w: _known(served.recode(**remapped)) for w, served in self._served.items()}
         follow = remapped["client"][self._follow]
         self._follow = follow[follow >= 0]
         gone = before - len(self._clients)
@@ -360,6 +371,29 @@ class FeatureStream:
 
 #: Per tick, the weight left to earlier ends in ``_open_usable``'s share (about the last 30 ticks count).
 _MEMORY = 0.97
+
+
+def _newest_per_agent(ev: EventArrays) -> EventArrays:
+    """The newest event (by end) of each (client, user agent) of ``ev``.
+
+    >>> zero = {c: np.zeros(4) for c in ("start", "duration", "status", "bytes", "path", "request", "target", "prefix")}
+    >>> ev = EventArrays(client=np.array([0, 0, 1, 0]), ua=np.array([3, 3, 3, 4]), end=np.array([5.0, 9.0, 7.0, 1.0]),
+    ...                  **zero)
+    >>> newest = _newest_per_agent(ev)
+    >>> sorted(zip(newest.client.tolist(), newest.ua.tolist(), newest.end.tolist()))
+    [(0, 3, 9.0), (0, 4, 1.0), (1, 3, 7.0)]
+    """
+    if len(ev) < 2:
+        return ev
+    order = np.lexsort((ev.end, ev.ua, ev.client))
+    client, ua = ev.client[order], ev.ua[order]
+    last = np.r_[(client[1:] != client[:-1]) | (ua[1:] != ua[:-1]), True]
+    return ev.take(order[last])
+
+
+def _known(ev: EventArrays) -> EventArrays:
+    """``ev`` without the events whose client or user agent ``FeatureStream.evict_idle`` forgot (coded -1)."""
+    return ev.take((ev.client >= 0) & (ev.ua >= 0))
 
 
 def _request_keys(ev: EventArrays) -> np.ndarray:

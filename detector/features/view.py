@@ -345,8 +345,8 @@ class ClientEvents:
     open_code: np.ndarray | None = None  # group of each request open at ``at`` (start records); None: none known
     open_ua: np.ndarray | None = None  # ... its user agent
     open_start: np.ndarray | None = None  # ... and its start
-    #: per event, whether its client's user agent had an answer not refused (``refused``) lately, where the
-    #: window holds only refusals (``FeatureStream``'s long windows); None: read off the window's events
+    #: per event, whether its client's user agent had an answer not refused (``refused``) in the window, where
+    #: the window holds only refusals (``FeatureStream``'s long windows); None: read off the window's events
     served: np.ndarray | None = None
 
     @cached_property

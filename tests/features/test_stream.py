@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import pandas as pd
 
+from detector.features import functions as f
 from detector.features.catalog import FEATURE_NAMES
 from detector.features.stream import FeatureStream
+from detector.features.view import ClientEvents
 
 from ..conftest import events
 
@@ -358,3 +360,30 @@ def test_idle_clients_are_kept_while_their_refusals_are_in_the_five_minute_windo
     i = FEATURE_NAMES.index("refusals_top_ua_300s")
     row = frames[-1].to_frame().loc["r"]
     assert row.iloc[i] == 3.0  # its two refusals of 10-20 s, kept across the eviction, and this one
+
+
+def test_the_five_minute_window_knows_which_user_agents_were_served_over_all_five_minutes():
+    # an office: 8 browsers each load a page (200) and its two missing touch icons (404) once, at 10-45 s; one
+    # loads another page at 200 s. At 201 s every browser was served within five minutes (not within the last
+    # minute): each is one served program with 2 refusals, so the most refused is 2, not all 16 summed as
+    # if never served. The same as the function over the whole 300 s.
+    rows = []
+    for k in range(8):
+        t, ua = 10.0 + 5 * k, f"Safari/{k}"
+        rows += [dict(client="o", start=t, end=t + 0.1, ua=ua, path="/"),
+                 dict(client="o", start=t + 0.2, end=t + 0.3, ua=ua, status=404, path="/apple-touch-icon.png"),
+                 dict(client="o", start=t + 0.2, end=t + 0.3, ua=ua, status=404, path="/apple-touch-icon-precomposed.png")]
+    rows += [dict(client="o", start=200.0, end=200.1, ua="Safari/0", path="/")]
+    ev = events(rows).sort_values("end", ignore_index=True)
+    s = FeatureStream(tick=1.0, lateness=0.0)
+    frames = list(s.push(ev)) + list(s.finish())
+    i = FEATURE_NAMES.index("refusals_top_ua_300s")
+    assert frames[-1].at == 201.0 and frames[-1].raw[0, i] == 2.0
+    assert f.refusals_top_ua(ClientEvents.from_frame(ev, at=201.0, width=300.0)).tolist() == [2.0]
+
+
+def test_a_window_of_some_events_needs_a_window_of_all():
+    from detector.features.catalog import SPECS
+
+    with pytest.raises(ValueError, match="need a window of all events"):
+        FeatureStream(specs=(SPECS["refusals_top_ua_300s"],))
