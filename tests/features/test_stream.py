@@ -372,7 +372,8 @@ def test_the_five_minute_window_knows_which_user_agents_were_served_over_all_fiv
         t, ua = 10.0 + 5 * k, f"Safari/{k}"
         rows += [dict(client="o", start=t, end=t + 0.1, ua=ua, path="/"),
                  dict(client="o", start=t + 0.2, end=t + 0.3, ua=ua, status=404, path="/apple-touch-icon.png"),
-                 dict(client="o", start=t + 0.2, end=t + 0.3, ua=ua, status=404, path="/apple-touch-icon-precomposed.png")]
+                 dict(client="o", start=t + 0.2, end=t + 0.3, ua=ua, status=404,
+                      path="/apple-touch-icon-precomposed.png")]
     rows += [dict(client="o", start=200.0, end=200.1, ua="Safari/0", path="/")]
     ev = events(rows).sort_values("end", ignore_index=True)
     s = FeatureStream(tick=1.0, lateness=0.0)
