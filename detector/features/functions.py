@@ -8,7 +8,6 @@ format without durations); the model imputes it, so a format that lacks a field 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from detector.features.view import (NOT_REPEATABLE, ClientEvents, counted_agents, distinct_per_group, group_max,
                                    group_median, refused)
@@ -124,11 +123,21 @@ def refusals_top_ua(ev: ClientEvents) -> np.ndarray:
     if ev.fleet_ua is not None:
         return np.full(ev.n, np.nan)
     bad = refused(ev.status)
-    i = np.flatnonzero(bad)
-    again = pd.DataFrame({"code": ev.code[i], "ua": ev.ua[i], "request": ev.request[i]}).duplicated().to_numpy()
-    attempts = np.zeros(len(bad), dtype=bool)
-    attempts[i[~again | (ev.request[i] == NOT_REPEATABLE)]] = True
+    write = ev.request == NOT_REPEATABLE
+    attempts = bad & write
+    attempts[_first_asked(ev, np.flatnonzero(bad & ~write))] = True
     return _refusals_top_ua(ev, attempts, ~bad if ev.served is None else ev.served)
+
+
+def _first_asked(ev: ClientEvents, rows: np.ndarray) -> np.ndarray:
+    """Those of ``rows`` (event indices) that are their program's (client and user agent) first asking of
+    their request (path and query) among ``rows``."""
+    pair = ev.agent_pairs[0]
+    rows = rows[np.lexsort((ev.start[rows], ev.request[rows], pair[rows]))]
+    program, request = pair[rows], ev.request[rows]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (program[1:] != program[:-1]) | (request[1:] != request[:-1])
+    return rows[first]
 
 
 def throttled_per_ua_per_minute(ev: ClientEvents) -> np.ndarray:
@@ -400,12 +409,8 @@ def unprompted_read_seconds_top_ua(ev: ClientEvents) -> np.ndarray:
     on_poll = np.isin(ev.path, polls)
     answer = np.flatnonzero(on_poll & (ev.status >= 200) & (ev.status < 300) & (ev.bytes > 0))
     # each read's first asking in the window by its program; judged only from PROMPTED_WITHIN s in
-    read = np.flatnonzero(~on_poll & (ev.request != NOT_REPEATABLE))
-    read = read[np.lexsort((ev.start[read], ev.request[read], pair[read]))]
-    program, request = pair[read], ev.request[read]
-    first = np.ones(len(read), dtype=bool)
-    first[1:] = (program[1:] != program[:-1]) | (request[1:] != request[:-1])
-    read = read[first & (ev.start[read] >= ev.at - ev.width + PROMPTED_WITHIN)]
+    read = _first_asked(ev, np.flatnonzero(~on_poll & (ev.request != NOT_REPEATABLE)))
+    read = read[ev.start[read] >= ev.at - ev.width + PROMPTED_WITHIN]
     if len(read) == 0:
         return np.zeros(ev.n)
     # answers (at their end) and reads (at their start) in time order per program, answers first on ties
